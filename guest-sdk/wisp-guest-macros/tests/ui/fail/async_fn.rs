@@ -1,0 +1,6 @@
+#[wisp_guest::function]
+async fn fetch(url: String) -> String {
+    url
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[wisp_guest::function]
+fn show(value: impl std::fmt::Display) -> String {
+    value.to_string()
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[wisp_guest::function]
+fn forever() -> ! {
+    loop {}
+}
+
+fn main() {}

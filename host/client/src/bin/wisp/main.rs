@@ -1,0 +1,78 @@
+//! `wisp`: run functions from the command line.
+
+mod submit;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Run Rust functions as WebAssembly jobs, on this machine or a cluster.
+#[derive(Parser)]
+#[command(name = "wisp", version, about)]
+struct Cli {
+    /// Log more: -v for what wisp decides, -vv for everything.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a function once or over many inputs and print the results as
+    /// JSON lines.
+    Submit(submit::Submit),
+}
+
+/// What went wrong, and so the exit code.
+pub enum Failure {
+    /// Some calls failed; the summary was printed.
+    Calls,
+    /// wisp could not run the job at all.
+    Setup(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self::Setup(error.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "wisp=debug,wisp_engine=debug,wisp_runtime=debug,info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("WISP_LOG").unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Submit(submit) => submit.run().await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Calls) => ExitCode::from(1),
+        Err(Failure::Setup(error)) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! Configuration: one YAML file, environment overrides, and defaults that
+//! need no file at all.
+//!
+//! The file is `~/.wisp/config.yaml`, or the path in `WISP_CONFIG`. Its
+//! sections are named as Lithops users know them:
+//!
+//! ```yaml
+//! wisp:
+//!   backend: localhost        # where calls run
+//!   storage: localhost        # where jobs meet
+//!   data_cleaner: true        # remove a job's data when its executor closes
+//! localhost:
+//!   workers: 8                # calls at once; default: one per core
+//!   runtime_memory: 256       # MB per call
+//!   runtime_timeout: 300      # seconds per call
+//!   storage_dir: ~/.wisp/storage
+//!   storage_bucket: wisp-data
+//! ```
+//!
+//! Each key can be overridden by an environment variable: `WISP_BACKEND`,
+//! `WISP_STORAGE`, `WISP_DATA_CLEANER`, `WISP_WORKERS`,
+//! `WISP_RUNTIME_MEMORY`, `WISP_RUNTIME_TIMEOUT`, `WISP_STORAGE_DIR`,
+//! `WISP_STORAGE_BUCKET`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where the calls of a job run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// In this process, on a pool of one worker per core.
+    Localhost,
+    /// On Apache OpenWhisk, as activations of wisp's runtime image.
+    Openwhisk,
+}
+
+/// Where a job's module, arguments and outcomes are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageKind {
+    /// A directory on this machine.
+    Localhost,
+    /// A MinIO server.
+    Minio,
+    /// Amazon S3.
+    AwsS3,
+    /// Ceph's object gateway.
+    Ceph,
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_yaml::from_str(s).map_err(|_| "expected `localhost` or `openwhisk`".to_owned())
+    }
+}
+
+impl FromStr for StorageKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_yaml::from_str(s)
+            .map_err(|_| "expected `localhost`, `minio`, `aws_s3` or `ceph`".to_owned())
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Localhost => "localhost",
+            Self::Openwhisk => "openwhisk",
+        })
+    }
+}
+
+impl fmt::Display for StorageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Localhost => "localhost",
+            Self::Minio => "minio",
+            Self::AwsS3 => "aws_s3",
+            Self::Ceph => "ceph",
+        })
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where calls run.
+    pub backend: BackendKind,
+    /// Where jobs meet.
+    pub storage: StorageKind,
+    /// Whether an executor removes its jobs' data when it closes.
+    pub data_cleaner: bool,
+    /// How many calls the localhost backend runs at once.
+    pub workers: usize,
+    /// Memory limit of each call, in MB (2^20 bytes).
+    pub runtime_memory: u64,
+    /// Time limit of each call.
+    pub runtime_timeout: Duration,
+    /// The directory of local storage.
+    pub storage_dir: PathBuf,
+    /// The bucket that holds wisp's objects.
+    pub storage_bucket: String,
+    /// The file the configuration came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// The default memory limit of a call, in MB.
+pub const DEFAULT_RUNTIME_MEMORY: u64 = 256;
+/// The default time limit of a call, in seconds.
+pub const DEFAULT_RUNTIME_TIMEOUT: u64 = 300;
+/// The default bucket.
+pub const DEFAULT_BUCKET: &str = "wisp-data";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Localhost,
+            storage: StorageKind::Localhost,
+            data_cleaner: true,
+            workers: default_workers(),
+            runtime_memory: DEFAULT_RUNTIME_MEMORY,
+            runtime_timeout: Duration::from_secs(DEFAULT_RUNTIME_TIMEOUT),
+            storage_dir: home().join(".wisp").join("storage"),
+            storage_bucket: DEFAULT_BUCKET.to_owned(),
+            source: None,
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("the config file {path} is invalid: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the key and position where known.
+        message: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("environment variable {var}={value:?} is invalid: {expected}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// A value is out of range.
+    #[error("{key} in {place} is invalid: {expected}")]
+    Value {
+        /// The key.
+        key: &'static str,
+        /// The file or variable it came from.
+        place: String,
+        /// What was expected.
+        expected: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    wisp: WispSection,
+    #[serde(default)]
+    localhost: LocalhostSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WispSection {
+    backend: Option<BackendKind>,
+    storage: Option<StorageKind>,
+    data_cleaner: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalhostSection {
+    workers: Option<usize>,
+    runtime_memory: Option<u64>,
+    runtime_timeout: Option<u64>,
+    storage_dir: Option<PathBuf>,
+    storage_bucket: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration: the file named by `WISP_CONFIG`, else
+    /// `~/.wisp/config.yaml` if it exists, else the defaults; then the
+    /// environment overrides.
+    ///
+    /// # Errors
+    ///
+    /// When the file or an override is invalid; the error names the file,
+    /// the key and what is expected.
+    pub fn load() -> Result<Self, ConfigError> {
+        let path = match std::env::var_os("WISP_CONFIG") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => {
+                let default = home().join(".wisp").join("config.yaml");
+                default.is_file().then_some(default)
+            }
+        };
+        let mut config = match &path {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(|var| std::env::var(var).ok())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads a config file, without environment overrides.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read or is invalid.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::from_yaml(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        config.source = Some(path.to_owned());
+        Ok(config)
+    }
+
+    fn from_yaml(text: &str) -> Result<Self, String> {
+        let file: File = if text.trim().is_empty() {
+            File::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| e.to_string())?
+        };
+        let mut config = Self::default();
+        let WispSection {
+            backend,
+            storage,
+            data_cleaner,
+        } = file.wisp;
+        config.backend = backend.unwrap_or(config.backend);
+        config.storage = storage.unwrap_or(config.storage);
+        config.data_cleaner = data_cleaner.unwrap_or(config.data_cleaner);
+        let local = file.localhost;
+        config.workers = local.workers.unwrap_or(config.workers);
+        config.runtime_memory = local.runtime_memory.unwrap_or(config.runtime_memory);
+        if let Some(seconds) = local.runtime_timeout {
+            config.runtime_timeout = Duration::from_secs(seconds);
+        }
+        if let Some(dir) = local.storage_dir {
+            config.storage_dir = expand_home(&dir);
+        }
+        config.storage_bucket = local.storage_bucket.unwrap_or(config.storage_bucket);
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: FromStr>(
+            var: &'static str,
+            value: String,
+            expected: &str,
+        ) -> Result<T, ConfigError> {
+            value.trim().parse().map_err(|_| ConfigError::Env {
+                var,
+                value,
+                expected: expected.to_owned(),
+            })
+        }
+        if let Some(v) = var("WISP_BACKEND") {
+            self.backend = v.parse().map_err(|expected| ConfigError::Env {
+                var: "WISP_BACKEND",
+                value: v,
+                expected,
+            })?;
+        }
+        if let Some(v) = var("WISP_STORAGE") {
+            self.storage = v.parse().map_err(|expected| ConfigError::Env {
+                var: "WISP_STORAGE",
+                value: v,
+                expected,
+            })?;
+        }
+        if let Some(v) = var("WISP_DATA_CLEANER") {
+            self.data_cleaner = parse("WISP_DATA_CLEANER", v, "`true` or `false`")?;
+        }
+        if let Some(v) = var("WISP_WORKERS") {
+            self.workers = parse("WISP_WORKERS", v, "a number of workers, at least 1")?;
+        }
+        if let Some(v) = var("WISP_RUNTIME_MEMORY") {
+            self.runtime_memory = parse("WISP_RUNTIME_MEMORY", v, "a memory size in MB")?;
+        }
+        if let Some(v) = var("WISP_RUNTIME_TIMEOUT") {
+            let seconds: u64 = parse("WISP_RUNTIME_TIMEOUT", v, "a number of seconds")?;
+            self.runtime_timeout = Duration::from_secs(seconds);
+        }
+        if let Some(v) = var("WISP_STORAGE_DIR") {
+            self.storage_dir = expand_home(Path::new(&v));
+        }
+        if let Some(v) = var("WISP_STORAGE_BUCKET") {
+            self.storage_bucket = v;
+        }
+        Ok(())
+    }
+
+    /// Checks that the values are usable.
+    ///
+    /// # Errors
+    ///
+    /// When one is out of range.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let place = || {
+            self.source
+                .as_ref()
+                .map_or_else(|| "the environment".to_owned(), |p| p.display().to_string())
+        };
+        if self.workers == 0 {
+            return Err(ConfigError::Value {
+                key: "localhost.workers",
+                place: place(),
+                expected: "at least 1".to_owned(),
+            });
+        }
+        if !(1..=4096).contains(&self.runtime_memory) {
+            return Err(ConfigError::Value {
+                key: "runtime_memory",
+                place: place(),
+                expected: format!(
+                    "between 1 and 4096 MB (a 32-bit module addresses 4 GiB at most); got {}",
+                    self.runtime_memory
+                ),
+            });
+        }
+        if self.runtime_timeout.is_zero() {
+            return Err(ConfigError::Value {
+                key: "runtime_timeout",
+                place: place(),
+                expected: "at least 1 second".to_owned(),
+            });
+        }
+        wisp_storage::validate_bucket(&self.storage_bucket).map_err(|e| ConfigError::Value {
+            key: "storage_bucket",
+            place: place(),
+            expected: e.to_string(),
+        })?;
+        Ok(())
+    }
+}
+
+fn expand_home(path: &Path) -> PathBuf {
+    match path.strip_prefix("~") {
+        Ok(rest) => home().join(rest),
+        Err(_) => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_means_the_embedded_default() {
+        let config = Config::from_yaml("").expect("empty is fine");
+        assert_eq!(config.backend, BackendKind::Localhost);
+        assert_eq!(config.storage, StorageKind::Localhost);
+        assert_eq!(config.runtime_memory, 256);
+        assert!(config.data_cleaner);
+    }
+
+    #[test]
+    fn reads_sections_and_env_overrides() {
+        let mut config = Config::from_yaml(
+            "wisp:\n  data_cleaner: false\nlocalhost:\n  workers: 3\n  runtime_memory: 512\n  storage_dir: ~/x\n",
+        )
+        .expect("valid");
+        assert_eq!(config.workers, 3);
+        assert_eq!(config.runtime_memory, 512);
+        assert!(!config.data_cleaner);
+        assert!(config.storage_dir.ends_with("x") && !config.storage_dir.starts_with("~"));
+        config
+            .apply_env(|var| match var {
+                "WISP_RUNTIME_TIMEOUT" => Some("7".to_owned()),
+                "WISP_WORKERS" => Some("5".to_owned()),
+                _ => None,
+            })
+            .expect("valid overrides");
+        assert_eq!(config.runtime_timeout, Duration::from_secs(7));
+        assert_eq!(config.workers, 5);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let unknown = Config::from_yaml("localhost:\n  worker: 3\n").expect_err("typo");
+        assert!(unknown.contains("unknown field `worker`"), "{unknown}");
+        assert!(unknown.contains("workers"), "{unknown}");
+        let wrong = Config::from_yaml("wisp:\n  backend: lambda\n").expect_err("bad backend");
+        assert!(wrong.contains("lambda") || wrong.contains("backend"), "{wrong}");
+        let mut config = Config::default();
+        let env = config
+            .apply_env(|var| (var == "WISP_RUNTIME_MEMORY").then(|| "lots".to_owned()))
+            .expect_err("not a number")
+            .to_string();
+        assert!(env.contains("WISP_RUNTIME_MEMORY") && env.contains("MB"), "{env}");
+        config.runtime_memory = 0;
+        let range = config.check().expect_err("zero memory").to_string();
+        assert!(range.contains("runtime_memory"), "{range}");
+    }
+}

@@ -1,0 +1,265 @@
+//! Splitting data files into chunks for a map, like Lithops' partitioner.
+//!
+//! Each file is cut into byte ranges of about the chunk size; every cut is
+//! moved forward to just past the next newline, so that no line, and so no
+//! record or word, is split between two calls.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// Why data could not be partitioned.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// The chunk size is not usable.
+    #[error("invalid chunk size `{given}`: {reason}")]
+    ChunkSize {
+        /// What was given.
+        given: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A path cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A chunk is not text.
+    #[error(
+        "{path} is not UTF-8 text (invalid bytes near offset {offset}); \
+         data maps pass each chunk as text"
+    )]
+    NotText {
+        /// The file.
+        path: PathBuf,
+        /// Where the invalid bytes are.
+        offset: u64,
+    },
+}
+
+/// A byte range of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The file.
+    pub path: PathBuf,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// What a function receives for a chunk: `{"source", "offset", "text"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextChunk {
+    /// The file the chunk comes from.
+    pub source: String,
+    /// The chunk's byte offset in that file.
+    pub offset: u64,
+    /// The chunk's text, whole lines.
+    pub text: String,
+}
+
+/// Parses a size such as `256KiB`, `1MiB`, `4MB` or `65536`.
+///
+/// # Errors
+///
+/// When the text is not a size, or the size is zero.
+pub fn parse_size(given: &str) -> Result<u64, PartitionError> {
+    let invalid = |reason: &str| PartitionError::ChunkSize {
+        given: given.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let text = given.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| invalid("expected a number with an optional unit, such as 256KiB or 1MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(invalid("unknown unit; use B, KB, KiB, MB, MiB, GB or GiB")),
+    };
+    let size = number
+        .checked_mul(factor)
+        .ok_or_else(|| invalid("too large"))?;
+    if size == 0 {
+        return Err(invalid("a chunk must be at least one byte"));
+    }
+    Ok(size)
+}
+
+/// The files under `path`: the file itself, or every file below the
+/// directory, in name order.
+///
+/// # Errors
+///
+/// When the path or a directory below it cannot be read.
+pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, PartitionError> {
+    let io = |source| PartitionError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    if metadata.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(path)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        files.extend(files_under(&entry.path())?);
+    }
+    Ok(files)
+}
+
+/// Cuts each file into chunks of about `chunk_size` bytes, each cut moved
+/// to just past a newline. Empty files give no chunks.
+///
+/// # Errors
+///
+/// When a file cannot be read.
+pub fn partition(files: &[PathBuf], chunk_size: u64) -> Result<Vec<Chunk>, PartitionError> {
+    let mut chunks = Vec::new();
+    for path in files {
+        let io = |source| PartitionError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let mut start = 0;
+        while start < size {
+            let mut end = start.saturating_add(chunk_size).min(size);
+            if end < size {
+                end = next_line_start(&mut file, end, size).map_err(io)?;
+            }
+            chunks.push(Chunk {
+                path: path.clone(),
+                start,
+                end,
+            });
+            start = end;
+        }
+    }
+    Ok(chunks)
+}
+
+/// The offset just past the first newline at or after `from`, or `size`.
+fn next_line_start(file: &mut File, from: u64, size: u64) -> std::io::Result<u64> {
+    file.seek(SeekFrom::Start(from))?;
+    let mut buffer = [0; 8192];
+    let mut offset = from;
+    while offset < size {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        if let Some(i) = buffer[..read].iter().position(|&b| b == b'\n') {
+            return Ok(offset + i as u64 + 1);
+        }
+        offset += read as u64;
+    }
+    Ok(size)
+}
+
+impl Chunk {
+    /// Reads the chunk as text.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read or the chunk is not UTF-8.
+    pub fn read_text(&self) -> Result<TextChunk, PartitionError> {
+        let io = |source| PartitionError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = File::open(&self.path).map_err(io)?;
+        file.seek(SeekFrom::Start(self.start)).map_err(io)?;
+        let mut bytes = vec![0; (self.end - self.start) as usize];
+        file.read_exact(&mut bytes).map_err(io)?;
+        let text = String::from_utf8(bytes).map_err(|e| PartitionError::NotText {
+            path: self.path.clone(),
+            offset: self.start + e.utf8_error().valid_up_to() as u64,
+        })?;
+        Ok(TextChunk {
+            source: self.path.display().to_string(),
+            offset: self.start,
+            text,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("256KiB").expect("valid"), 256 * 1024);
+        assert_eq!(parse_size("1MiB").expect("valid"), 1 << 20);
+        assert_eq!(parse_size("4MB").expect("valid"), 4_000_000);
+        assert_eq!(parse_size("100").expect("valid"), 100);
+        assert_eq!(parse_size(" 2 gib ").expect("valid"), 2 << 30);
+        for bad in ["0", "0KiB", "", "KiB", "12XB", "-1", "99999999999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        let zero = parse_size("0").expect_err("zero").to_string();
+        assert!(zero.contains("at least one byte"), "{zero}");
+    }
+
+    #[test]
+    fn chunks_end_at_newlines_and_cover_every_byte() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.txt");
+        let text = "alpha beta\ngamma\n\ndelta epsilon zeta\nlast line without newline";
+        std::fs::write(&path, text).expect("write");
+        for size in [1, 3, 7, 11, 1000] {
+            let chunks = partition(std::slice::from_ref(&path), size).expect("partition");
+            let mut joined = String::new();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let part = chunk.read_text().expect("text");
+                assert_eq!(part.offset, chunk.start);
+                if i + 1 < chunks.len() {
+                    assert!(part.text.ends_with('\n'), "size {size}: {:?}", part.text);
+                }
+                joined.push_str(&part.text);
+            }
+            assert_eq!(joined, text, "size {size}");
+        }
+        std::fs::write(dir.path().join("empty.txt"), "").expect("write");
+        let files = files_under(dir.path()).expect("files");
+        assert_eq!(files.len(), 2);
+        assert_eq!(partition(&files[..1], 5).expect("partition").len(), 0);
+    }
+
+    #[test]
+    fn binary_data_is_refused_with_its_offset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("b.bin");
+        std::fs::write(&path, b"ok\n\xff\xfe").expect("write");
+        let chunks = partition(std::slice::from_ref(&path), 100).expect("partition");
+        let err = chunks[0].read_text().expect_err("not text").to_string();
+        assert!(err.contains("not UTF-8") && err.contains("offset 3"), "{err}");
+    }
+}

@@ -1,0 +1,236 @@
+//! # faults: functions for the host's tests
+//!
+//! Functions that succeed in every shape the ABI allows, fail in every way a
+//! guest can fail (an error, a panic, a trap, a runaway loop, too much memory,
+//! too deep a stack), fill the log and the output, and burn CPU in kernels
+//! whose results are known. The host's integration tests build this crate
+//! with `cargo build --release --target wasm32-wasip1` and call it through
+//! the engine, the runtime and the client.
+//!
+//! ```sh
+//! wisp submit tests/guests/faults --function add --args '[2, 3]'
+//! wisp submit tests/guests/faults --function panic --args '"boom"'
+//! ```
+//!
+//! Every kernel here is deterministic: the same arguments give the same
+//! result on every run and every host. Their code is in `reference.rs`, a
+//! file without dependencies that native benchmarks can compile as it is
+//! (`#[path = ".../reference.rs"] mod reference;`) to compare against.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use reference::MIB;
+
+/// Takes nothing, does nothing, returns `null`.
+#[wisp_guest::function]
+fn noop() {}
+
+/// Returns its argument unchanged.
+#[wisp_guest::function]
+fn echo(value: Value) -> Value {
+    value
+}
+
+/// Adds two numbers, as `[a, b]` or `{"a": a, "b": b}`; overflow is an error.
+#[wisp_guest::function]
+fn add(a: i64, b: i64) -> Result<i64, String> {
+    a.checked_add(b)
+        .ok_or_else(|| format!("{a} + {b} overflows an i64"))
+}
+
+/// Exported as `renamed`, not under its Rust name.
+#[wisp_guest::function(name = "renamed")]
+fn renamed_function() -> &'static str {
+    "renamed"
+}
+
+/// Fails with `message` as its error.
+#[wisp_guest::function]
+fn fail(message: String) -> Result<(), String> {
+    Err(message)
+}
+
+/// Panics with `message`.
+#[wisp_guest::function]
+fn panic(message: String) {
+    panic!("{message}");
+}
+
+/// Runs forever, until the host's time limit interrupts it.
+#[wisp_guest::function]
+fn spin() {
+    let mut x = 0u64;
+    loop {
+        x = black_box(x.wrapping_add(1));
+    }
+}
+
+/// Allocates `megabytes` MiB and writes to every page of it; returns the
+/// number of bytes allocated. Past the memory limit the allocation fails the
+/// way it fails for any function: the module aborts (traps).
+#[wisp_guest::function]
+fn grow(megabytes: u64) -> u64 {
+    let Some(bytes) = megabytes
+        .checked_mul(MIB)
+        .and_then(|b| usize::try_from(b).ok())
+    else {
+        panic!("{megabytes} MiB do not fit in a 32-bit address space");
+    };
+    let mut block: Vec<u8> = Vec::with_capacity(bytes);
+    // A non-zero fill writes every page, where `vec![0; n]` may take fresh
+    // zeroed pages without writing them. Reading a byte of each page back
+    // keeps the writes and the memory from being optimised away.
+    block.resize(bytes, 0xa5);
+    let block = black_box(block);
+    let touched = block.iter().step_by(4096).filter(|&&b| b == 0xa5).count() as u64;
+    assert_eq!(touched, (bytes as u64).div_ceil(4096));
+    block.len() as u64
+}
+
+/// Recurses `depth` levels deep, not in tail position, and returns the depth
+/// reached. A small depth (a thousand) returns; a large one (ten million)
+/// exhausts the wasm call stack and traps.
+#[wisp_guest::function]
+fn recurse(depth: u64) -> u64 {
+    descend(depth)
+}
+
+/// Each level keeps its state in wasm locals, not in linear memory, so that
+/// the wasm call stack is what runs out. Passing the result through
+/// `black_box` after the call keeps the recursion from becoming a loop.
+#[inline(never)]
+fn descend(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    black_box(descend(depth - 1)) + 1
+}
+
+/// Prints `stdout line {i}` on standard output and `stderr line {i}` on
+/// standard error, for `i` in `0..lines`, interleaved.
+#[wisp_guest::function]
+fn log(lines: u64) {
+    for i in 0..lines {
+        println!("stdout line {i}");
+        eprintln!("stderr line {i}");
+    }
+}
+
+/// Writes `bytes` bytes to standard output (lines of 63 `x` and a newline,
+/// the last one possibly short) and returns how many it wrote.
+#[wisp_guest::function]
+fn big_log(bytes: u64) -> u64 {
+    let line = [b"x".repeat(63), b"\n".to_vec()].concat();
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes as usize;
+    while left > 0 {
+        let n = left.min(line.len());
+        out.write_all(&line[..n]).expect("stdout takes the log");
+        left -= n;
+    }
+    out.flush().expect("stdout takes the log");
+    bytes
+}
+
+/// Sleeps `ms` milliseconds in the host (`std::thread::sleep`, which is a
+/// WASI `poll_oneoff`), then returns the milliseconds that really passed.
+#[wisp_guest::function]
+fn sleep_ms(ms: u64) -> u64 {
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(ms));
+    start.elapsed().as_millis() as u64
+}
+
+/// Spins for `ms` milliseconds of wall time without ever leaving the guest
+/// for long (only to read the clock); returns the milliseconds that passed.
+#[wisp_guest::function]
+fn busy_ms(ms: u64) -> u64 {
+    let start = Instant::now();
+    let limit = Duration::from_millis(ms);
+    let mut x = 1u64;
+    while start.elapsed() < limit {
+        for _ in 0..1000 {
+            x = black_box(x.wrapping_mul(3).wrapping_add(1));
+        }
+    }
+    start.elapsed().as_millis() as u64
+}
+
+/// Returns a string of exactly `bytes` bytes (the letters `a` to `z` over and
+/// over), so its JSON output is `bytes + 2` bytes long.
+#[wisp_guest::function]
+fn big_output(bytes: u64) -> String {
+    (0..bytes)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect()
+}
+
+/// A CPU kernel: `n` steps of a xorshift generator folded into a checksum.
+#[wisp_guest::function]
+fn int_loop(n: u64) -> u64 {
+    reference::int_loop(n)
+}
+
+/// A CPU and memory kernel: generates `megabytes` MiB of pseudo-random data
+/// and hashes it; returns the hash as 16 hex digits.
+#[wisp_guest::function]
+fn hash_bytes(megabytes: u64) -> String {
+    format!("{:016x}", reference::hash_bytes(megabytes))
+}
+
+pub mod reference;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_functions() {
+        noop();
+        assert_eq!(
+            echo(serde_json::json!({"a": [1, "x", null]})),
+            serde_json::json!({"a": [1, "x", null]})
+        );
+        assert_eq!(add(2, 3), Ok(5));
+        assert!(add(i64::MAX, 1).unwrap_err().contains("overflows"));
+        assert_eq!(fail("no".into()), Err("no".to_string()));
+        assert_eq!(renamed_function(), "renamed");
+    }
+
+    #[test]
+    #[should_panic(expected = "boom")]
+    fn panics() {
+        panic("boom".into());
+    }
+
+    #[test]
+    fn memory_stack_and_output() {
+        assert_eq!(grow(3), 3 * MIB);
+        assert_eq!(grow(0), 0);
+        assert_eq!(recurse(1000), 1000);
+        assert_eq!(big_output(28), "abcdefghijklmnopqrstuvwxyzab");
+        assert_eq!(big_output(0), "");
+        assert_eq!(big_log(100), 100);
+    }
+
+    #[test]
+    fn time() {
+        assert!(sleep_ms(20) >= 20);
+        assert!(busy_ms(20) >= 20);
+    }
+
+    #[test]
+    fn kernels_are_deterministic() {
+        // The same values come out of the wasm module: the kernels use only
+        // wrapping integer arithmetic, which is the same on every target.
+        assert_eq!(int_loop(0), 0);
+        assert_eq!(int_loop(1_000_000), 17_576_477_763_675_064_859);
+        assert_ne!(int_loop(1_000_000), int_loop(1_000_001));
+        assert_eq!(hash_bytes(2), "8a604492478e531c");
+        assert_ne!(hash_bytes(1), hash_bytes(2));
+    }
+}
