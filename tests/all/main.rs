@@ -1,1 +1,6 @@
-fn main(){}
+//! wisp's end-to-end tests, one binary: real guest crates built with cargo,
+//! real wasmtime, real local storage.
+
+mod calls;
+mod data;
+mod modules;

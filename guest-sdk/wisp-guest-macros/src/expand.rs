@@ -16,7 +16,7 @@
 //!     }
 //!     #[used]
 //!     #[link_section = "wisp-manifest"]  // on wasm32
-//!     static __WISP_MANIFEST: [u8; 62] = *b"{\"abi\":1,...}\n";
+//!     static __WISP_MANIFEST: [u8; 60] = *b"{\"abi\":1,...}\n";
 //! }
 //! ```
 //!
@@ -66,10 +66,11 @@ fn module(function: &Function) -> TokenStream {
     let bindings: Vec<_> = (0..function.params.len())
         .map(|index| format_ident!("__wisp_arg{index}"))
         .collect();
-    let decodes = function.params.iter().zip(&bindings).enumerate().map(|(index, (param, binding))| {
-        let ty = &param.ty;
+    let decodes = function.params.iter().enumerate().map(|(index, param)| {
+        let (binding, ty) = (&bindings[index], &param.ty);
         quote! {
-            let #binding = <#ty as ::wisp_guest::__private::Argument>::decode(__wisp_args, #index)?;
+            let #binding =
+                <#ty as ::wisp_guest::__private::Argument>::decode(__wisp_args, #index)?;
         }
     });
     let call = quote! { super::#ident(#(#bindings),*) };

@@ -7,9 +7,10 @@
 //! can call it, and writes the export and the manifest line; every rule about
 //! arguments and results lives in `wisp-guest`, where it can be tested.
 //!
-//! - [`signature`] reads the attribute and the function into a
-//!   [`signature::Function`], or into errors that point at the user's code;
-//! - [`expand`] turns that into the hidden module with the export.
+//! - `signature` reads the attribute and the function into a `Function`, or
+//!   into errors that point at the user's code;
+//! - `expand` turns that into the hidden module with the export and the
+//!   manifest line.
 
 mod expand;
 mod signature;

@@ -27,6 +27,18 @@
 //! }
 //! ```
 //!
+//! # What the attribute accepts
+//!
+//! A free `fn`, possibly `const` and of any visibility, that is not `async`,
+//! `unsafe`, `extern` or generic, and whose parameters are plain names
+//! (`pair: (i32, i32)`, not `(a, b): (i32, i32)`), since an argument may be
+//! passed by name. Anything else is a compile error that says what to change.
+//! The function itself stays an ordinary Rust function: unit tests call it
+//! directly, natively, with `cargo test`.
+//!
+//! `#[wisp_guest::function(name = "word-count")]` exports the function under
+//! another name, made of 1 to 128 ASCII letters, digits, `_`, `-` and `.`.
+//!
 //! # Arguments
 //!
 //! A call's arguments arrive as one JSON value. Every parameter type must
@@ -54,9 +66,9 @@
 //! generic argument is the value: `Ok(value)` returns `value`, and
 //! `Err(error)` fails the call with the message `format!("{error:#}")`, so the
 //! error type must implement [`Display`](std::fmt::Display). The macro goes by
-//! the name as written: an alias named otherwise is a plain value, sent as
-//! `{"Ok": value}`. [`Error`] converts from any standard error with `?` and
-//! keeps its chain of causes:
+//! the name as written: an alias of `Result` named otherwise is encoded as a
+//! plain value, which serde writes as `{"Ok": value}`. [`Error`] converts from
+//! any standard error with `?` and keeps its chain of causes:
 //!
 //! ```ignore
 //! #[wisp_guest::function]
@@ -73,9 +85,10 @@
 //!
 //! # Logging
 //!
-//! Whatever the function prints with `println!` and `eprintln!` goes to the
-//! host, which keeps it as the call's log. Standard output is flushed when
-//! the function returns or panics.
+//! Whatever the function writes to standard output and standard error, with
+//! `println!` and `eprintln!` for instance, goes to the host, which keeps it
+//! as the call's log. Standard output is flushed when the function returns
+//! or panics, so a last line without a newline is kept too.
 //!
 //! # Limits
 //!
@@ -98,6 +111,7 @@ mod error;
 #[cfg(any(target_arch = "wasm32", doc))]
 mod exports;
 mod imports;
+mod json;
 mod output;
 mod panic;
 mod shim;
