@@ -24,7 +24,9 @@ pub fn module(relative: &'static str) -> Vec<u8> {
     static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<&'static str, PathBuf>>> =
         OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut built = built
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let path = built.entry(relative).or_insert_with(|| {
         wisp::builder::build_crate(&crate_dir(relative))
             .unwrap_or_else(|e| panic!("fixture {relative} does not build: {e}"))
@@ -41,10 +43,12 @@ pub fn faults() -> Vec<u8> {
 /// time limit, plus the directory that holds its storage.
 pub async fn executor(workers: usize, timeout: Duration) -> (tempfile::TempDir, FunctionExecutor) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = wisp::Config::default();
-    config.storage_dir = dir.path().join("storage");
-    config.workers = workers;
-    config.runtime_timeout = timeout;
+    let config = wisp::Config {
+        storage_dir: dir.path().join("storage"),
+        workers,
+        runtime_timeout: timeout,
+        ..wisp::Config::default()
+    };
     let exec = FunctionExecutor::builder()
         .config(config)
         .build()

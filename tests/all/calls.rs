@@ -48,7 +48,10 @@ async fn several_arguments_arrive_as_an_array_or_an_object() {
         .call_async(&f, "add", json!({"b": 40, "a": 2}))
         .await
         .expect("submit");
-    assert_eq!(exec.get_result::<i64>(&by_position).await.expect("array"), 42);
+    assert_eq!(
+        exec.get_result::<i64>(&by_position).await.expect("array"),
+        42
+    );
     assert_eq!(exec.get_result::<i64>(&by_name).await.expect("object"), 42);
     let echo = exec
         .call_async(&f, "echo", json!({"nested": [1, "two", null]}))
@@ -65,7 +68,10 @@ async fn several_arguments_arrive_as_an_array_or_an_object() {
 async fn an_unknown_function_lists_the_ones_the_module_has() {
     let (_dir, exec) = executor(1, Duration::from_secs(30)).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
-    let err = exec.call_async(&f, "nope", ()).await.expect_err("no such function");
+    let err = exec
+        .call_async(&f, "nope", ())
+        .await
+        .expect_err("no such function");
     let message = err.to_string();
     assert!(message.contains("no function `nope`"), "{message}");
     for name in ["add", "echo", "noop", "panic", "spin"] {
@@ -78,16 +84,31 @@ async fn an_unknown_function_lists_the_ones_the_module_has() {
 async fn arguments_of_the_wrong_type_are_a_user_error_not_a_trap() {
     let (_dir, exec) = executor(1, Duration::from_secs(30)).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
-    let fut = exec.call_async(&f, "add", ("two", 2)).await.expect("submit");
-    let err = exec.get_result::<i64>(&fut).await.expect_err("a string is no i64");
+    let fut = exec
+        .call_async(&f, "add", ("two", 2))
+        .await
+        .expect("submit");
+    let err = exec
+        .get_result::<i64>(&fut)
+        .await
+        .expect_err("a string is no i64");
     let CallError::BadArguments { message } = call_error(&err) else {
         panic!("{err:?}")
     };
-    assert!(message.contains("invalid type"), "serde's message: {message}");
+    assert!(
+        message.contains("invalid type"),
+        "serde's message: {message}"
+    );
     assert!(message.contains('a'), "names the parameter: {message}");
     let arity = exec.call_async(&f, "add", [1, 2, 3]).await.expect("submit");
-    let err = exec.get_result::<i64>(&arity).await.expect_err("three for two");
-    assert!(matches!(call_error(&err), CallError::BadArguments { .. }), "{err:?}");
+    let err = exec
+        .get_result::<i64>(&arity)
+        .await
+        .expect_err("three for two");
+    assert!(
+        matches!(call_error(&err), CallError::BadArguments { .. }),
+        "{err:?}"
+    );
     // The executor carries on.
     let ok = exec.call_async(&f, "add", (1, 2)).await.expect("submit");
     assert_eq!(exec.get_result::<i64>(&ok).await.expect("result"), 3);
@@ -98,7 +119,10 @@ async fn arguments_of_the_wrong_type_are_a_user_error_not_a_trap() {
 async fn errors_and_panics_carry_their_message_and_the_call_id() {
     let (_dir, exec) = executor(2, Duration::from_secs(30)).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
-    let failing = exec.call_async(&f, "fail", "disk on fire").await.expect("submit");
+    let failing = exec
+        .call_async(&f, "fail", "disk on fire")
+        .await
+        .expect("submit");
     let err = exec.get_result::<()>(&failing).await.expect_err("fails");
     assert_eq!(
         call_error(&err),
@@ -130,17 +154,28 @@ async fn an_endless_loop_times_out_and_the_other_calls_finish() {
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
     let started = Instant::now();
     let spin = exec.call_async(&f, "spin", ()).await.expect("submit");
-    let others = exec.map(&f, "add", [(1, 1), (2, 2), (3, 3)]).await.expect("submit");
+    let others = exec
+        .map(&f, "add", [(1, 1), (2, 2), (3, 3)])
+        .await
+        .expect("submit");
     assert_eq!(
-        exec.get_results::<i64>(&others).await.expect("others finish"),
+        exec.get_results::<i64>(&others)
+            .await
+            .expect("others finish"),
         [2, 4, 6]
     );
     let err = exec.get_result::<()>(&spin).await.expect_err("times out");
     let elapsed = started.elapsed();
     assert_eq!(call_error(&err), &CallError::Timeout { limit_ms: 1000 });
     assert!(err.to_string().contains("runtime_timeout"), "{err}");
-    assert!(elapsed >= Duration::from_secs(1), "stopped early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(10), "stopped late: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "stopped early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "stopped late: {elapsed:?}"
+    );
     exec.close().await.expect("close");
 }
 
@@ -158,9 +193,18 @@ async fn memory_past_the_limit_fails_that_call_only() {
     let futs = exec.map(&f, "grow", [8u64, 200, 16]).await.expect("submit");
     let outcome = exec.wait(&futs, WaitFor::AllCompleted, None).await;
     assert!(outcome.pending.is_empty());
-    assert_eq!(exec.get_result::<u64>(&futs[0]).await.expect("8 MiB fits"), 8 << 20);
-    assert_eq!(exec.get_result::<u64>(&futs[2]).await.expect("16 MiB fits"), 16 << 20);
-    let err = exec.get_result::<u64>(&futs[1]).await.expect_err("200 MiB does not");
+    assert_eq!(
+        exec.get_result::<u64>(&futs[0]).await.expect("8 MiB fits"),
+        8 << 20
+    );
+    assert_eq!(
+        exec.get_result::<u64>(&futs[2]).await.expect("16 MiB fits"),
+        16 << 20
+    );
+    let err = exec
+        .get_result::<u64>(&futs[1])
+        .await
+        .expect_err("200 MiB does not");
     let CallError::MemoryLimit { limit_bytes, .. } = call_error(&err) else {
         panic!("{err:?}")
     };
@@ -173,10 +217,16 @@ async fn memory_past_the_limit_fails_that_call_only() {
 async fn a_stack_overflow_is_an_error_and_the_next_call_runs() {
     let (_dir, exec) = executor(1, Duration::from_secs(30)).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
-    let deep = exec.call_async(&f, "recurse", 10_000_000u64).await.expect("submit");
+    let deep = exec
+        .call_async(&f, "recurse", 10_000_000u64)
+        .await
+        .expect("submit");
     let err = exec.get_result::<u64>(&deep).await.expect_err("overflows");
     assert_eq!(call_error(&err), &CallError::StackOverflow);
-    let shallow = exec.call_async(&f, "recurse", 1000u64).await.expect("submit");
+    let shallow = exec
+        .call_async(&f, "recurse", 1000u64)
+        .await
+        .expect("submit");
     assert_eq!(exec.get_result::<u64>(&shallow).await.expect("fits"), 1000);
     exec.close().await.expect("close");
 }
@@ -188,12 +238,25 @@ async fn logs_are_captured_per_call_and_bounded() {
     let fut = exec.call_async(&f, "log", 2u64).await.expect("submit");
     exec.get_result::<()>(&fut).await.expect("logs");
     let log = fut.log().expect("done");
-    for line in ["stdout line 0", "stderr line 0", "stdout line 1", "stderr line 1"] {
+    for line in [
+        "stdout line 0",
+        "stderr line 0",
+        "stdout line 1",
+        "stderr line 1",
+    ] {
         assert!(log.contains(line), "{line} missing from {log:?}");
     }
     // Ten MiB of printing: the call succeeds, the log is cut with a marker.
-    let loud = exec.call_async(&f, "big_log", 10u64 << 20).await.expect("submit");
-    assert_eq!(exec.get_result::<u64>(&loud).await.expect("runs to the end"), 10 << 20);
+    let loud = exec
+        .call_async(&f, "big_log", 10u64 << 20)
+        .await
+        .expect("submit");
+    assert_eq!(
+        exec.get_result::<u64>(&loud)
+            .await
+            .expect("runs to the end"),
+        10 << 20
+    );
     let log = loud.log().expect("done");
     assert!(log.len() < 2 << 20, "log kept {} bytes", log.len());
     assert!(log.contains("log cut off here"), "no marker");
@@ -204,7 +267,10 @@ async fn logs_are_captured_per_call_and_bounded() {
 async fn large_results_travel_through_storage() {
     let (_dir, exec) = executor(1, Duration::from_secs(30)).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
-    let fut = exec.call_async(&f, "big_output", 1u64 << 20).await.expect("submit");
+    let fut = exec
+        .call_async(&f, "big_output", 1u64 << 20)
+        .await
+        .expect("submit");
     let text: String = exec.get_result(&fut).await.expect("1 MiB result");
     assert_eq!(text.len(), 1 << 20);
     let status = fut.status().expect("done");
@@ -219,15 +285,27 @@ async fn a_plain_wasi_command_runs_as_a_function() {
         .function_from_bytes("command", module("tests/guests/command"))
         .expect("loads");
     assert!(f.manifest().command);
-    let fut = exec.call_async(&f, "_start", [1, 2, 3, 4]).await.expect("submit");
+    let fut = exec
+        .call_async(&f, "_start", [1, 2, 3, 4])
+        .await
+        .expect("submit");
     assert_eq!(
         exec.get_result::<Value>(&fut).await.expect("sum"),
         json!({"sum": 10, "count": 4})
     );
-    let bad = exec.call_async(&f, "_start", "not numbers").await.expect("submit");
+    let bad = exec
+        .call_async(&f, "_start", "not numbers")
+        .await
+        .expect("submit");
     let err = exec.get_result::<Value>(&bad).await.expect_err("exit 2");
     assert!(
-        matches!(call_error(&err), CallError::Exit { code: 2, command: true }),
+        matches!(
+            call_error(&err),
+            CallError::Exit {
+                code: 2,
+                command: true
+            }
+        ),
         "{err:?}"
     );
     assert!(!bad.log().expect("done").is_empty(), "stderr is the log");
@@ -238,9 +316,17 @@ async fn a_plain_wasi_command_runs_as_a_function() {
 async fn an_empty_map_is_an_empty_result() {
     let (_dir, exec) = executor(1, Duration::from_secs(30)).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
-    let futs = exec.map(&f, "noop", Vec::<u8>::new()).await.expect("submit");
+    let futs = exec
+        .map(&f, "noop", Vec::<u8>::new())
+        .await
+        .expect("submit");
     assert!(futs.is_empty());
-    assert!(exec.get_results::<()>(&futs).await.expect("nothing").is_empty());
+    assert!(
+        exec.get_results::<()>(&futs)
+            .await
+            .expect("nothing")
+            .is_empty()
+    );
     assert!(exec.jobs().is_empty(), "no job for no calls");
     exec.close().await.expect("close");
 }
@@ -249,7 +335,10 @@ async fn an_empty_map_is_an_empty_result() {
 async fn wait_returns_as_asked_and_honours_its_timeout() {
     let (_dir, exec) = executor(2, Duration::from_secs(30)).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
-    let slow = exec.call_async(&f, "busy_ms", 3000u64).await.expect("submit");
+    let slow = exec
+        .call_async(&f, "busy_ms", 3000u64)
+        .await
+        .expect("submit");
     let quick = exec.call_async(&f, "noop", ()).await.expect("submit");
     let both = [slow.clone(), quick.clone()];
     let any = exec.wait(&both, WaitFor::AnyCompleted, None).await;
@@ -257,11 +346,18 @@ async fn wait_returns_as_asked_and_honours_its_timeout() {
     assert_eq!(any.done[0].job_id(), quick.job_id());
     let started = Instant::now();
     let timed = exec
-        .wait(&both, WaitFor::AllCompleted, Some(Duration::from_millis(200)))
+        .wait(
+            &both,
+            WaitFor::AllCompleted,
+            Some(Duration::from_millis(200)),
+        )
         .await;
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(timed.pending.len(), 1);
-    assert!(matches!(slow.state(), CallState::Running | CallState::Pending));
+    assert!(matches!(
+        slow.state(),
+        CallState::Running | CallState::Pending
+    ));
     let now = exec.wait(&both, WaitFor::Always, None).await;
     assert_eq!(now.done.len() + now.pending.len(), 2);
     let err = exec

@@ -17,7 +17,10 @@ struct WordCounts {
 
 fn native_counts(text: &str) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         *counts.entry(word.to_lowercase()).or_insert(0) += 1;
     }
     counts
@@ -42,7 +45,10 @@ async fn word_count_over_the_corpus_matches_a_native_count() {
         .expect("loads");
     let chunks = partition::partition(&files, 64 * 1024).expect("partition");
     assert!(chunks.len() > files.len(), "files are split");
-    let inputs: Vec<_> = chunks.iter().map(|c| c.read_text().expect("text")).collect();
+    let inputs: Vec<_> = chunks
+        .iter()
+        .map(|c| c.read_text().expect("text"))
+        .collect();
     let job = exec
         .map_reduce(&f, "count_words", inputs, "merge_counts")
         .await
@@ -73,7 +79,12 @@ async fn a_failed_map_call_stops_the_reduce_and_names_the_call() {
     assert!(message.contains("call 00001"), "{message}");
     assert!(message.contains("text"), "{message}");
     let unknown = exec
-        .map_reduce(&f, "count_words", [serde_json::json!({"text": "x"})], "merge")
+        .map_reduce(
+            &f,
+            "count_words",
+            [serde_json::json!({"text": "x"})],
+            "merge",
+        )
         .await
         .expect_err("no reduce of that name");
     assert!(unknown.to_string().contains("merge_counts"), "{unknown}");

@@ -18,7 +18,13 @@ async fn a_file_that_is_not_wasm_is_refused() {
     std::fs::write(&path, "hello, I am text").expect("write");
     let err = exec.function(&path).expect_err("text is not wasm");
     assert!(
-        matches!(&err, Error::Module { error: ModuleError::NotWasm(_), .. }),
+        matches!(
+            &err,
+            Error::Module {
+                error: ModuleError::NotWasm(_),
+                ..
+            }
+        ),
         "{err:?}"
     );
     let message = err.to_string();
@@ -31,9 +37,14 @@ async fn a_file_that_is_not_wasm_is_refused() {
 async fn a_module_with_neither_manifest_nor_start_is_refused() {
     let (_dir, exec) = executor(1, Duration::from_secs(5)).await;
     let bytes = wat(r#"(module (func (export "compute") (result i32) i32.const 1))"#);
-    let err = exec.function_from_bytes("bare.wasm", bytes).expect_err("nothing to call");
+    let err = exec
+        .function_from_bytes("bare.wasm", bytes)
+        .expect_err("nothing to call");
     let message = err.to_string();
-    assert!(message.contains("neither a wisp manifest nor a `_start`"), "{message}");
+    assert!(
+        message.contains("neither a wisp manifest nor a `_start`"),
+        "{message}"
+    );
     assert!(message.contains("#[wisp_guest::function]"), "{message}");
     exec.close().await.expect("close");
 }
@@ -41,14 +52,14 @@ async fn a_module_with_neither_manifest_nor_start_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_module_for_another_abi_names_both_versions_and_the_fix() {
     let (_dir, exec) = executor(1, Duration::from_secs(5)).await;
-    let bytes = wat(
-        r#"(module
+    let bytes = wat(r#"(module
              (@custom "wisp-manifest" "{\"abi\":7,\"sdk\":\"9.1.0\",\"function\":\"f\",\"params\":[]}\n")
              (memory (export "memory") 1)
              (func (export "wisp_alloc") (param i32) (result i32) i32.const 8)
-             (func (export "wisp:fn:f") (param i32 i32) (result i64) i64.const 0))"#,
-    );
-    let err = exec.function_from_bytes("future.wasm", bytes).expect_err("ABI 7");
+             (func (export "wisp:fn:f") (param i32 i32) (result i64) i64.const 0))"#);
+    let err = exec
+        .function_from_bytes("future.wasm", bytes)
+        .expect_err("ABI 7");
     let message = err.to_string();
     assert!(message.contains("ABI version 7"), "{message}");
     assert!(message.contains("wisp-guest 9.1.0"), "{message}");
@@ -60,12 +71,10 @@ async fn a_module_for_another_abi_names_both_versions_and_the_fix() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_that_promises_a_missing_export_is_refused() {
     let (_dir, exec) = executor(1, Duration::from_secs(5)).await;
-    let bytes = wat(
-        r#"(module
+    let bytes = wat(r#"(module
              (@custom "wisp-manifest" "{\"abi\":1,\"sdk\":\"0.1.0\",\"function\":\"ghost\",\"params\":[]}\n")
              (memory (export "memory") 1)
-             (func (export "wisp_alloc") (param i32) (result i32) i32.const 8))"#,
-    );
+             (func (export "wisp_alloc") (param i32) (result i32) i32.const 8))"#);
     let message = exec
         .function_from_bytes("ghost.wasm", bytes)
         .expect_err("no wisp:fn:ghost")
@@ -77,11 +86,9 @@ async fn a_manifest_that_promises_a_missing_export_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_module_importing_the_unknown_is_refused_at_load() {
     let (_dir, exec) = executor(1, Duration::from_secs(5)).await;
-    let bytes = wat(
-        r#"(module
+    let bytes = wat(r#"(module
              (import "env" "launch_missiles" (func))
-             (func (export "_start") call 0))"#,
-    );
+             (func (export "_start") call 0))"#);
     let message = exec
         .function_from_bytes("rogue.wasm", bytes)
         .expect_err("unknown import")
@@ -116,7 +123,10 @@ async fn a_crate_that_does_not_build_reports_cargos_message() {
     assert!(matches!(err, Error::Build(_)), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("does not build"), "{message}");
-    assert!(message.contains("undefined_name"), "cargo's message is kept: {message}");
+    assert!(
+        message.contains("undefined_name"),
+        "cargo's message is kept: {message}"
+    );
     exec.close().await.expect("close");
 }
 
@@ -124,6 +134,9 @@ async fn a_crate_that_does_not_build_reports_cargos_message() {
 async fn a_directory_without_a_crate_says_so() {
     let (dir, exec) = executor(1, Duration::from_secs(5)).await;
     let message = exec.function(dir.path()).expect_err("no crate").to_string();
-    assert!(message.contains("neither a .wasm file nor a crate directory"), "{message}");
+    assert!(
+        message.contains("neither a .wasm file nor a crate directory"),
+        "{message}"
+    );
     exec.close().await.expect("close");
 }

@@ -12,6 +12,8 @@
 //! - `expand` turns that into the hidden module with the export and the
 //!   manifest line.
 
+#![deny(missing_docs)]
+
 mod expand;
 mod signature;
 

@@ -37,7 +37,7 @@ fn hook(info: &PanicHookInfo<'_>) {
 /// `panicked at src/lib.rs:4:5: attempt to divide by zero`, cut to at most
 /// [`MAX_MESSAGE`] bytes.
 fn message(location: Option<&Location<'_>>, payload: Option<&str>) -> String {
-    let mut out = Bounded(String::new());
+    let mut out = Bounded::default();
     let _ = match location {
         Some(at) => write!(
             out,
@@ -49,23 +49,31 @@ fn message(location: Option<&Location<'_>>, payload: Option<&str>) -> String {
         None => write!(out, "panicked: "),
     };
     let _ = out.write_str(payload.unwrap_or("(the panic's payload is not a string)"));
-    out.0
+    out.text
 }
 
 /// A string that stops growing at [`MAX_MESSAGE`] bytes: what does not fit
 /// into [`MAX_MESSAGE`] less the length of [`TRUNCATED`] is replaced by
 /// [`TRUNCATED`].
-struct Bounded(String);
+#[derive(Default)]
+struct Bounded {
+    text: String,
+    cut: bool,
+}
 
 impl fmt::Write for Bounded {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = (MAX_MESSAGE - TRUNCATED.len()).saturating_sub(self.0.len());
+        if self.cut {
+            return Err(fmt::Error);
+        }
+        let room = (MAX_MESSAGE - TRUNCATED.len()).saturating_sub(self.text.len());
         if s.len() <= room {
-            self.0.push_str(s);
+            self.text.push_str(s);
             return Ok(());
         }
-        self.0.push_str(&s[..s.floor_char_boundary(room)]);
-        self.0.push_str(TRUNCATED);
+        self.text.push_str(&s[..s.floor_char_boundary(room)]);
+        self.text.push_str(TRUNCATED);
+        self.cut = true;
         Err(fmt::Error)
     }
 }
@@ -105,5 +113,10 @@ mod tests {
         assert_eq!(message(None, Some(&fits)), format!("panicked: {fits}"));
         let cut = message(None, Some(&format!("{fits}y")));
         assert_eq!(cut, format!("panicked: {fits}{TRUNCATED}"));
+
+        let mut out = Bounded::default();
+        assert!(out.write_str(&long).is_err());
+        assert!(out.write_str("more").is_err());
+        assert_eq!(out.text.matches(TRUNCATED).count(), 1);
     }
 }

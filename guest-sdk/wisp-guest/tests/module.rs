@@ -128,7 +128,15 @@ fn a_guest_module_follows_the_abi() {
     let alloc = format!("{:?} -> {:?}", [ValType::I32], [ValType::I32]);
     assert_eq!(export("memory"), Some("Memory"));
     assert_eq!(export(wisp_abi::ALLOC_EXPORT), Some(alloc.as_str()));
-    let names = ["my_function", "add", "parse", "noop", "norm-2", "greet", "boom"];
+    let names = [
+        "my_function",
+        "add",
+        "parse",
+        "noop",
+        "norm-2",
+        "greet",
+        "boom",
+    ];
     for name in names {
         assert_eq!(
             export(&wisp_abi::function_export(name)),
@@ -142,7 +150,11 @@ fn a_guest_module_follows_the_abi() {
         .filter(|(name, _)| name.starts_with("wisp:fn:"));
     assert_eq!(functions.count(), names.len(), "{:?}", module.exports);
 
-    let panic = format!("{:?} -> {:?}", [ValType::I32, ValType::I32], [ValType::I32; 0]);
+    let panic = format!(
+        "{:?} -> {:?}",
+        [ValType::I32, ValType::I32],
+        [ValType::I32; 0]
+    );
     let wisp_imports: Vec<_> = module
         .imports
         .iter()

@@ -114,7 +114,10 @@ pub fn build_crate(dir: &Path) -> Result<PathBuf, BuildError> {
         .targets
         .iter()
         .any(|t| t.kind.contains(&TargetKind::CDyLib));
-    let bin = package.targets.iter().find(|t| t.kind.contains(&TargetKind::Bin));
+    let bin = package
+        .targets
+        .iter()
+        .find(|t| t.kind.contains(&TargetKind::Bin));
     if !cdylib && bin.is_none() {
         return Err(BuildError::NoModuleTarget {
             package: package.name.to_string(),
@@ -241,4 +244,3 @@ fn ensure_target(cargo: &str) -> Result<(), BuildError> {
     }
     Ok(())
 }
-

@@ -422,13 +422,19 @@ mod tests {
         assert!(unknown.contains("unknown field `worker`"), "{unknown}");
         assert!(unknown.contains("workers"), "{unknown}");
         let wrong = Config::from_yaml("wisp:\n  backend: lambda\n").expect_err("bad backend");
-        assert!(wrong.contains("lambda") || wrong.contains("backend"), "{wrong}");
+        assert!(
+            wrong.contains("lambda") || wrong.contains("backend"),
+            "{wrong}"
+        );
         let mut config = Config::default();
         let env = config
             .apply_env(|var| (var == "WISP_RUNTIME_MEMORY").then(|| "lots".to_owned()))
             .expect_err("not a number")
             .to_string();
-        assert!(env.contains("WISP_RUNTIME_MEMORY") && env.contains("MB"), "{env}");
+        assert!(
+            env.contains("WISP_RUNTIME_MEMORY") && env.contains("MB"),
+            "{env}"
+        );
         config.runtime_memory = 0;
         let range = config.check().expect_err("zero memory").to_string();
         assert!(range.contains("runtime_memory"), "{range}");

@@ -519,7 +519,8 @@ impl FunctionExecutor {
     ) -> Result<MapReduce> {
         check_reducer(f, reduce_function)?;
         let outputs = self.get_results_json(&map).await?;
-        let mut array = Vec::with_capacity(outputs.iter().map(|o| o.get().len() + 1).sum::<usize>() + 2);
+        let mut array =
+            Vec::with_capacity(outputs.iter().map(|o| o.get().len() + 1).sum::<usize>() + 2);
         array.push(b'[');
         for (i, output) in outputs.iter().enumerate() {
             if i > 0 {
@@ -537,7 +538,12 @@ impl FunctionExecutor {
         })
     }
 
-    async fn submit(&self, f: &Function, function: &str, args: Vec<Bytes>) -> Result<Vec<CallFuture>> {
+    async fn submit(
+        &self,
+        f: &Function,
+        function: &str,
+        args: Vec<Bytes>,
+    ) -> Result<Vec<CallFuture>> {
         let manifest = f.manifest();
         if !manifest.functions.contains_key(function) {
             return Err(Error::UnknownFunction {
@@ -548,8 +554,9 @@ impl FunctionExecutor {
         if args.is_empty() {
             return Ok(Vec::new());
         }
-        let calls = u32::try_from(args.len())
-            .map_err(|_| Error::Unsupported(format!("a job of {} calls is too large", args.len())))?;
+        let calls = u32::try_from(args.len()).map_err(|_| {
+            Error::Unsupported(format!("a job of {} calls is too large", args.len()))
+        })?;
         self.upload_module(f).await?;
         let number = self.next_job.fetch_add(1, Ordering::Relaxed);
         let limits = self.limits();
@@ -568,9 +575,14 @@ impl FunctionExecutor {
             abi: manifest.abi,
         });
         let bucket = &self.config.storage_bucket;
-        let spec_json = serde_json::to_vec_pretty(&*spec).map_err(|e| Error::Unsupported(e.to_string()))?;
+        let spec_json =
+            serde_json::to_vec_pretty(&*spec).map_err(|e| Error::Unsupported(e.to_string()))?;
         self.storage
-            .put(bucket, &protocol::job_spec_key(&spec.job_id), Bytes::from(spec_json))
+            .put(
+                bucket,
+                &protocol::job_spec_key(&spec.job_id),
+                Bytes::from(spec_json),
+            )
             .await?;
         let mut lines = Vec::with_capacity(args.iter().map(|a| a.len() + 1).sum());
         for arg in &args {
@@ -578,7 +590,11 @@ impl FunctionExecutor {
             lines.push(b'\n');
         }
         self.storage
-            .put(bucket, &protocol::args_key(&spec.job_id), Bytes::from(lines))
+            .put(
+                bucket,
+                &protocol::args_key(&spec.job_id),
+                Bytes::from(lines),
+            )
             .await?;
         self.jobs
             .lock()
@@ -629,7 +645,8 @@ impl FunctionExecutor {
         until: WaitFor,
         timeout: Option<Duration>,
     ) -> WaitOutcome {
-        self.wait_with_progress(futures, until, timeout, |_, _| {}).await
+        self.wait_with_progress(futures, until, timeout, |_, _| {})
+            .await
     }
 
     /// As [`wait`](Self::wait), calling `progress(done, total)` whenever more
@@ -674,7 +691,8 @@ impl FunctionExecutor {
                 break;
             }
         }
-        let (done, pending): (Vec<_>, Vec<_>) = futures.iter().cloned().partition(CallFuture::is_done);
+        let (done, pending): (Vec<_>, Vec<_>) =
+            futures.iter().cloned().partition(CallFuture::is_done);
         WaitOutcome { done, pending }
     }
 
@@ -777,7 +795,10 @@ impl FunctionExecutor {
 
     /// The ids of the jobs this executor submitted.
     pub fn jobs(&self) -> Vec<String> {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Stops the workers (after the calls already submitted) and, unless
@@ -839,11 +860,13 @@ fn check_reducer(f: &Function, reduce_function: &str) -> Result<()> {
             function: reduce_function.to_owned(),
             available: manifest.function_list(),
         }),
-        Some(info) if !manifest.command && info.params.len() != 1 => Err(Error::Unsupported(format!(
-            "reduce function `{reduce_function}` takes {} parameters; a reduce function takes \
+        Some(info) if !manifest.command && info.params.len() != 1 => {
+            Err(Error::Unsupported(format!(
+                "reduce function `{reduce_function}` takes {} parameters; a reduce function takes \
              exactly one, the list of the map's results",
-            info.params.len()
-        ))),
+                info.params.len()
+            )))
+        }
         Some(_) => Ok(()),
     }
 }

@@ -221,7 +221,15 @@ mod tests {
         assert_eq!(parse_size("4MB").expect("valid"), 4_000_000);
         assert_eq!(parse_size("100").expect("valid"), 100);
         assert_eq!(parse_size(" 2 gib ").expect("valid"), 2 << 30);
-        for bad in ["0", "0KiB", "", "KiB", "12XB", "-1", "99999999999999999999GiB"] {
+        for bad in [
+            "0",
+            "0KiB",
+            "",
+            "KiB",
+            "12XB",
+            "-1",
+            "99999999999999999999GiB",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         let zero = parse_size("0").expect_err("zero").to_string();
@@ -260,6 +268,9 @@ mod tests {
         std::fs::write(&path, b"ok\n\xff\xfe").expect("write");
         let chunks = partition(std::slice::from_ref(&path), 100).expect("partition");
         let err = chunks[0].read_text().expect_err("not text").to_string();
-        assert!(err.contains("not UTF-8") && err.contains("offset 3"), "{err}");
+        assert!(
+            err.contains("not UTF-8") && err.contains("offset 3"),
+            "{err}"
+        );
     }
 }

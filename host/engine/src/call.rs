@@ -284,7 +284,10 @@ fn run_command(
     if function != crate::COMMAND_FUNCTION {
         return Err(unknown(module, function));
     }
-    let instance = module.pre.instantiate(&mut *store).map_err(instantiate_error)?;
+    let instance = module
+        .pre
+        .instantiate(&mut *store)
+        .map_err(instantiate_error)?;
     if let Some(export) = &module.exports.initialize {
         call_export::<(), ()>(store, &instance, export, ())?;
     }
@@ -312,7 +315,10 @@ fn run_function(
     let len = i32::try_from(args.len()).map_err(|_| CallError::BadArguments {
         message: format!("the arguments are {} bytes; the most is 2 GiB", args.len()),
     })?;
-    let instance = module.pre.instantiate(&mut *store).map_err(instantiate_error)?;
+    let instance = module
+        .pre
+        .instantiate(&mut *store)
+        .map_err(instantiate_error)?;
     let memory = module
         .exports
         .memory
@@ -325,9 +331,13 @@ fn run_function(
     if let Some(export) = &module.exports.initialize {
         call_export::<(), ()>(store, &instance, export, ())?;
     }
-    let alloc = module.exports.alloc.as_ref().ok_or_else(|| CallError::InvalidOutput {
-        message: "the module has no allocator".to_owned(),
-    })?;
+    let alloc = module
+        .exports
+        .alloc
+        .as_ref()
+        .ok_or_else(|| CallError::InvalidOutput {
+            message: "the module has no allocator".to_owned(),
+        })?;
     let ptr = call_export::<i32, i32>(store, &instance, alloc, len)?;
     if ptr == 0 {
         return Err(CallError::MemoryLimit {
@@ -452,17 +462,16 @@ fn trap_error(error: wasmtime::Error) -> CallError {
 /// the store saw: a denied memory growth or a panic message explain a trap
 /// better than the trap does.
 fn refine(error: CallError, state: &mut CallState, limits: &CallLimits) -> CallError {
-    if let Some(requested) = state.limiter.denied {
-        if matches!(
+    if let Some(requested) = state.limiter.denied
+        && (matches!(
             error,
             CallError::Trap { .. } | CallError::Instantiate { .. } | CallError::Panic { .. }
-        ) || state.panic.is_some()
-        {
-            return CallError::MemoryLimit {
-                limit_bytes: limits.memory,
-                requested_bytes: Some(requested),
-            };
-        }
+        ) || state.panic.is_some())
+    {
+        return CallError::MemoryLimit {
+            limit_bytes: limits.memory,
+            requested_bytes: Some(requested),
+        };
     }
     match error {
         CallError::Timeout { .. } => CallError::Timeout {
@@ -476,7 +485,7 @@ fn refine(error: CallError, state: &mut CallState, limits: &CallLimits) -> CallE
 }
 
 fn humanize_ms(ms: u64) -> String {
-    if ms >= 1000 && ms % 1000 == 0 {
+    if ms >= 1000 && ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
@@ -508,7 +517,9 @@ fn humanize_bytes(bytes: u64) -> String {
 impl CallOutcome {
     /// Wall time from instantiation to the end of the call.
     pub fn elapsed(&self) -> Duration {
-        self.finished.duration_since(self.started).unwrap_or_default()
+        self.finished
+            .duration_since(self.started)
+            .unwrap_or_default()
     }
 }
 
@@ -528,13 +539,19 @@ mod tests {
     #[test]
     fn messages_name_the_fix() {
         let timeout = CallError::Timeout { limit_ms: 2000 }.to_string();
-        assert!(timeout.contains("2 s") && timeout.contains("runtime_timeout"), "{timeout}");
+        assert!(
+            timeout.contains("2 s") && timeout.contains("runtime_timeout"),
+            "{timeout}"
+        );
         let memory = CallError::MemoryLimit {
             limit_bytes: 64 << 20,
             requested_bytes: Some(128 << 20),
         }
         .to_string();
-        assert!(memory.contains("64 MiB") && memory.contains("128 MiB"), "{memory}");
+        assert!(
+            memory.contains("64 MiB") && memory.contains("128 MiB"),
+            "{memory}"
+        );
         assert!(memory.contains("runtime_memory"), "{memory}");
     }
 
@@ -545,6 +562,9 @@ mod tests {
         };
         let json = serde_json::to_string(&error).expect("serializable");
         assert!(json.contains(r#""kind":"panic""#), "{json}");
-        assert_eq!(serde_json::from_str::<CallError>(&json).expect("readable"), error);
+        assert_eq!(
+            serde_json::from_str::<CallError>(&json).expect("readable"),
+            error
+        );
     }
 }

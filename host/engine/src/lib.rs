@@ -229,7 +229,8 @@ impl Engine {
         }
         let wasmtime = wasmtime::Engine::new(&wasm_config)
             .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
-        let linker = call::linker(&wasmtime).map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+        let linker =
+            call::linker(&wasmtime).map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
         let ticker = Ticker::start(wasmtime.clone(), config.epoch_tick)
             .map_err(|e| EngineError::Wasmtime(format!("could not start the epoch thread: {e}")))?;
         Ok(Self {
@@ -342,8 +343,12 @@ fn resolve_exports(module: &wasmtime::Module, manifest: &Manifest) -> Result<Exp
             return Err(ModuleError::BadExports(format!("no export named `{name}`")));
         };
         let ok = ty.func().is_some_and(|f| {
-            f.params().map(|p| p.to_string()).eq(params.iter().map(|p| p.to_string()))
-                && f.results().map(|r| r.to_string()).eq(results.iter().map(|r| r.to_string()))
+            f.params()
+                .map(|p| p.to_string())
+                .eq(params.iter().map(|p| p.to_string()))
+                && f.results()
+                    .map(|r| r.to_string())
+                    .eq(results.iter().map(|r| r.to_string()))
         });
         if !ok {
             return Err(ModuleError::BadExports(format!(
@@ -371,7 +376,11 @@ fn resolve_exports(module: &wasmtime::Module, manifest: &Manifest) -> Result<Exp
     }
     let memory = match module.get_export("memory") {
         Some(ty) if ty.memory().is_some() => module.get_export_index("memory"),
-        _ => return Err(ModuleError::BadExports("no memory exported as `memory`".to_owned())),
+        _ => {
+            return Err(ModuleError::BadExports(
+                "no memory exported as `memory`".to_owned(),
+            ));
+        }
     };
     let alloc = func_export(wisp_abi::ALLOC_EXPORT, &[I32], &[I32])?;
     let functions = manifest

@@ -100,10 +100,7 @@ impl Manifest {
                 continue;
             }
             let record: ManifestLine = serde_json::from_slice(line).map_err(|e| {
-                ModuleError::BadManifest(format!(
-                    "line `{}`: {e}",
-                    String::from_utf8_lossy(line)
-                ))
+                ModuleError::BadManifest(format!("line `{}`: {e}", String::from_utf8_lossy(line)))
             })?;
             match abi {
                 Some(seen) if seen != record.abi => {
@@ -117,7 +114,12 @@ impl Manifest {
             }
             sdk.get_or_insert(record.sdk);
             if functions
-                .insert(record.function.clone(), FunctionInfo { params: record.params })
+                .insert(
+                    record.function.clone(),
+                    FunctionInfo {
+                        params: record.params,
+                    },
+                )
                 .is_some()
             {
                 return Err(ModuleError::BadManifest(format!(
@@ -167,7 +169,10 @@ mod tests {
     use super::*;
 
     fn sections(lines: &[&str]) -> Vec<Vec<u8>> {
-        lines.iter().map(|l| format!("{l}\n").into_bytes()).collect()
+        lines
+            .iter()
+            .map(|l| format!("{l}\n").into_bytes())
+            .collect()
     }
 
     #[test]

@@ -208,11 +208,17 @@ mod tests {
         let call = Failure::Call(CallError::Timeout { limit_ms: 10 });
         let json = serde_json::to_string(&call).expect("serializable");
         assert_eq!(json, r#"{"kind":"timeout","limit_ms":10}"#);
-        assert_eq!(serde_json::from_str::<Failure>(&json).expect("readable"), call);
+        assert_eq!(
+            serde_json::from_str::<Failure>(&json).expect("readable"),
+            call
+        );
         let storage = Failure::Storage {
             message: "disk full".to_owned(),
         };
         let json = serde_json::to_string(&storage).expect("serializable");
-        assert_eq!(serde_json::from_str::<Failure>(&json).expect("readable"), storage);
+        assert_eq!(
+            serde_json::from_str::<Failure>(&json).expect("readable"),
+            storage
+        );
     }
 }

@@ -209,9 +209,9 @@ impl Worker {
                 return status;
             }
         };
-        if let Err(e) = self
-            .runtime
-            .block_on(self.storage.put(&self.bucket, &key, Bytes::from(body)))
+        if let Err(e) =
+            self.runtime
+                .block_on(self.storage.put(&self.bucket, &key, Bytes::from(body)))
         {
             tracing::error!(job = %status.job_id, call = %status.call_id, "cannot write status: {e}");
             return status.failed(Failure::Storage {

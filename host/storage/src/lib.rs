@@ -198,7 +198,15 @@ mod tests {
         for good in ["wisp-data", "abc", "my.bucket-1"] {
             assert!(validate_bucket(good).is_ok(), "{good}");
         }
-        for bad in ["ab", "Wisp", "under_score", "-lead", "trail-", "a..b", &"x".repeat(64)] {
+        for bad in [
+            "ab",
+            "Wisp",
+            "under_score",
+            "-lead",
+            "trail-",
+            "a..b",
+            &"x".repeat(64),
+        ] {
             assert!(validate_bucket(bad).is_err(), "{bad}");
         }
     }

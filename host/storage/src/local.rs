@@ -78,7 +78,10 @@ impl LocalStorage {
     }
 }
 
-fn io_error(op: &'static str, target: impl std::fmt::Display) -> impl FnOnce(io::Error) -> StorageError {
+fn io_error(
+    op: &'static str,
+    target: impl std::fmt::Display,
+) -> impl FnOnce(io::Error) -> StorageError {
     move |source| StorageError::Io {
         op,
         target: target.to_string(),
@@ -119,7 +122,9 @@ impl Storage for LocalStorage {
         let path = self.object_path(bucket, key)?;
         let parent = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(parent).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotADirectory || source.kind() == io::ErrorKind::AlreadyExists {
+            if source.kind() == io::ErrorKind::NotADirectory
+                || source.kind() == io::ErrorKind::AlreadyExists
+            {
                 StorageError::InvalidKey {
                     key: key.to_owned(),
                     reason: "a prefix of it is already an object, and local storage \
@@ -243,7 +248,10 @@ impl Storage for LocalStorage {
 }
 
 fn is_missing(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 fn walk(dir: &Path, key_prefix: &str, wanted: &str, found: &mut Vec<ObjectMeta>) -> io::Result<()> {
@@ -259,7 +267,9 @@ fn walk(dir: &Path, key_prefix: &str, wanted: &str, found: &mut Vec<ObjectMeta>)
         if name.starts_with('.') {
             continue; // a write in progress
         }
-        let Some(segment) = decode_segment(name) else { continue };
+        let Some(segment) = decode_segment(name) else {
+            continue;
+        };
         let key = format!("{key_prefix}{segment}");
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
@@ -320,7 +330,6 @@ fn decode_segment(name: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,7 +345,11 @@ mod tests {
         for segment in ["", ".", "..", ".hidden", "a%b", "50%", "é ü+", "a.b", "%2E"] {
             let encoded = encode_segment(segment);
             assert!(!encoded.starts_with('.'), "{encoded}");
-            assert_eq!(decode_segment(&encoded).as_deref(), Some(segment), "{segment}");
+            assert_eq!(
+                decode_segment(&encoded).as_deref(),
+                Some(segment),
+                "{segment}"
+            );
         }
     }
 
@@ -354,7 +367,11 @@ mod tests {
             "empty",
         ];
         for key in keys {
-            let body = if key == "empty" { Bytes::new() } else { Bytes::from(key.to_owned()) };
+            let body = if key == "empty" {
+                Bytes::new()
+            } else {
+                Bytes::from(key.to_owned())
+            };
             s.put("wisp-data", key, body).await.expect(key);
         }
         for key in keys {
@@ -394,9 +411,17 @@ mod tests {
     async fn ranges_heads_and_deletes() {
         let (dir, s) = storage();
         s.create_bucket("b-1").await.expect("bucket");
-        s.put("b-1", "x/y/z", Bytes::from_static(b"0123456789")).await.expect("put");
-        assert_eq!(&s.get_range("b-1", "x/y/z", 2..5).await.expect("range")[..], b"234");
-        assert_eq!(&s.get_range("b-1", "x/y/z", 8..100).await.expect("range")[..], b"89");
+        s.put("b-1", "x/y/z", Bytes::from_static(b"0123456789"))
+            .await
+            .expect("put");
+        assert_eq!(
+            &s.get_range("b-1", "x/y/z", 2..5).await.expect("range")[..],
+            b"234"
+        );
+        assert_eq!(
+            &s.get_range("b-1", "x/y/z", 8..100).await.expect("range")[..],
+            b"89"
+        );
         assert!(matches!(
             s.get_range("b-1", "x/y/z", 10..12).await,
             Err(StorageError::InvalidRange { size: 10, .. })
@@ -404,15 +429,23 @@ mod tests {
         let head = s.head("b-1", "x/y/z").await.expect("head").expect("exists");
         assert_eq!(head.size, 10);
         assert!(s.head("b-1", "x/y").await.expect("head").is_none());
-        assert!(matches!(s.get("b-1", "x/y").await, Err(StorageError::NotFound { .. })));
+        assert!(matches!(
+            s.get("b-1", "x/y").await,
+            Err(StorageError::NotFound { .. })
+        ));
         assert!(matches!(
             s.put("b-1", "x/y/z/w", Bytes::new()).await,
             Err(StorageError::InvalidKey { .. })
         ));
         s.delete("b-1", "x/y/z").await.expect("delete");
-        s.delete("b-1", "x/y/z").await.expect("deleting twice is fine");
+        s.delete("b-1", "x/y/z")
+            .await
+            .expect("deleting twice is fine");
         assert!(s.list("b-1", "").await.expect("list").is_empty());
-        assert!(!dir.path().join("b-1/x").exists(), "empty directories are removed");
+        assert!(
+            !dir.path().join("b-1/x").exists(),
+            "empty directories are removed"
+        );
         assert!(matches!(
             s.get("nope-bucket", "k").await,
             Err(StorageError::NoSuchBucket { .. })
@@ -424,10 +457,18 @@ mod tests {
         let (_dir, s) = storage();
         s.create_bucket("b-2").await.expect("bucket");
         for key in ["jobs/1/a", "jobs/1/b", "jobs/10/a", "other"] {
-            s.put("b-2", key, Bytes::from_static(b"x")).await.expect("put");
+            s.put("b-2", key, Bytes::from_static(b"x"))
+                .await
+                .expect("put");
         }
         assert_eq!(s.delete_prefix("b-2", "jobs/1/").await.expect("delete"), 2);
-        let left: Vec<String> = s.list("b-2", "").await.expect("list").into_iter().map(|o| o.key).collect();
+        let left: Vec<String> = s
+            .list("b-2", "")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert_eq!(left, ["jobs/10/a", "other"]);
     }
 }

@@ -86,10 +86,7 @@ impl Submit {
         let outcome = self.run_on(&exec, inputs).await;
         if self.keep {
             for job in exec.jobs() {
-                eprintln!(
-                    "kept job {job} in {}",
-                    exec.storage().describe()
-                );
+                eprintln!("kept job {job} in {}", exec.storage().describe());
             }
         }
         exec.close().await?;
@@ -115,8 +112,12 @@ impl Submit {
         let futures = match &self.reduce {
             Some(reduce) => match exec.reduce(&f, futures, reduce).await {
                 Ok(map_reduce) => {
-                    exec.wait(&[map_reduce.reduce.clone()], WaitFor::AllCompleted, None)
-                        .await;
+                    exec.wait(
+                        std::slice::from_ref(&map_reduce.reduce),
+                        WaitFor::AllCompleted,
+                        None,
+                    )
+                    .await;
                     self.print_logs(std::slice::from_ref(&map_reduce.reduce));
                     vec![map_reduce.reduce]
                 }
@@ -134,7 +135,10 @@ impl Submit {
             Err(Error::Calls { failed, total }) => {
                 // Print what did succeed, in order, before the summary.
                 let mut outputs: Vec<Box<RawValue>> = Vec::new();
-                for future in futures.iter().filter(|f| f.state() == wisp::CallState::Success) {
+                for future in futures
+                    .iter()
+                    .filter(|f| f.state() == wisp::CallState::Success)
+                {
                     if let Ok(raw) = exec.get_result::<Box<RawValue>>(future).await {
                         outputs.push(raw);
                     }
@@ -158,7 +162,10 @@ impl Submit {
             let items: Vec<Box<RawValue>> = serde_json::from_str(json)
                 .context("--map-json must be a JSON array, such as '[1, 2, 3]'")?;
             return Ok(Inputs::Many(
-                items.into_iter().map(|i| Bytes::from(i.get().to_owned())).collect(),
+                items
+                    .into_iter()
+                    .map(|i| Bytes::from(i.get().to_owned()))
+                    .collect(),
             ));
         }
         if let Some(path) = &self.map_file {
@@ -218,20 +225,31 @@ fn json_bytes(text: &str) -> anyhow::Result<Bytes> {
     Ok(Bytes::from(value.get().to_owned()))
 }
 
+/// Writes results as JSON lines. A reader that stops early (`| head`) is
+/// not an error: it has what it wanted.
 fn print_lines(outputs: &[Box<RawValue>]) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for output in outputs {
-        out.write_all(output.get().as_bytes())?;
-        out.write_all(b"\n")?;
+    let written = outputs
+        .iter()
+        .try_for_each(|output| {
+            out.write_all(output.get().as_bytes())?;
+            out.write_all(b"\n")
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
-    out.flush()
 }
 
 fn report_failures(failed: &[wisp::CallFailure], total: usize) {
     eprintln!("error: {} of {total} calls failed:", failed.len());
     for failure in failed.iter().take(20) {
-        eprintln!("  call {} of job {}: {}", failure.call_id, failure.job_id, failure.failure);
+        eprintln!(
+            "  call {} of job {}: {}",
+            failure.call_id, failure.job_id, failure.failure
+        );
     }
     if failed.len() > 20 {
         eprintln!("  … and {} more", failed.len() - 20);

@@ -1,0 +1,144 @@
+//! The workloads that go through the whole of wisp: a `FunctionExecutor`
+//! on the localhost backend with local-directory storage, as a user runs it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, ensure};
+use wisp::FunctionExecutor;
+use wisp_engine::CallLimits;
+
+/// Warm calls timed per run; the run's figure is their median.
+const WARM_CALLS: usize = 11;
+
+/// What one run of the executor workloads measured.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// `function_from_bytes` of a module this executor has never seen, then
+    /// `call_async` and `get_result` of `noop`.
+    pub first_call: Duration,
+    /// `call_async` and `get_result` of `noop` once the module is loaded.
+    pub warm_call: Duration,
+    /// The map of `noop`: `map` and `get_results`.
+    pub map: Map,
+    /// `int_loop(n)` through the executor.
+    pub int_loop: Kernel<u64>,
+    /// `hash_bytes(megabytes)` through the executor.
+    pub hash_bytes: Kernel<String>,
+    /// The limits each call ran with.
+    pub limits: CallLimits,
+}
+
+/// A map of no-op calls, and where its time went.
+#[derive(Debug, Clone, Copy)]
+pub struct Map {
+    /// From `map` to the end of `get_results`.
+    pub wall: Duration,
+    /// Until `map` returned: arguments and job spec stored, calls queued.
+    pub submit: Duration,
+    /// Summed over the calls: time inside `Engine::call` on the workers.
+    pub engine: Duration,
+    /// Summed over the calls: time from the end of the call to its status
+    /// being written.
+    pub record: Duration,
+}
+
+/// A kernel's result and how long the call took.
+#[derive(Debug, Clone)]
+pub struct Kernel<T> {
+    pub value: T,
+    pub time: Duration,
+}
+
+/// Runs every executor workload once on a fresh executor with `workers`
+/// workers and fresh storage, and closes it.
+pub async fn run(
+    wasm: &[u8],
+    calls: usize,
+    workers: usize,
+    int_loop_n: u64,
+    hash_mib: u64,
+) -> Result<Figures> {
+    let dir = tempfile::tempdir().context("cannot create a storage directory")?;
+    let mut config = wisp::Config::default();
+    config.storage_dir = dir.path().join("storage");
+    config.workers = workers;
+    let exec = FunctionExecutor::builder()
+        .config(config)
+        .build()
+        .await
+        .context("cannot start the executor")?;
+
+    let bytes = wasm.to_vec();
+    let started = Instant::now();
+    let f = exec
+        .function_from_bytes("faults", bytes)
+        .context("the executor cannot load the faults module")?;
+    let future = exec.call_async(&f, "noop", ()).await?;
+    exec.get_result::<()>(&future).await.context("the first noop call failed")?;
+    let first_call = started.elapsed();
+
+    let mut warm = Vec::with_capacity(WARM_CALLS);
+    for _ in 0..WARM_CALLS {
+        let started = Instant::now();
+        let future = exec.call_async(&f, "noop", ()).await?;
+        exec.get_result::<()>(&future).await.context("a warm noop call failed")?;
+        warm.push(started.elapsed());
+    }
+    warm.sort();
+    let warm_call = warm[WARM_CALLS / 2];
+
+    let map = map_noop(&exec, &f, calls).await?;
+
+    let started = Instant::now();
+    let future = exec.call_async(&f, "int_loop", int_loop_n).await?;
+    let value = exec.get_result::<u64>(&future).await.context("int_loop failed")?;
+    let int_loop = Kernel {
+        value,
+        time: started.elapsed(),
+    };
+
+    let started = Instant::now();
+    let future = exec.call_async(&f, "hash_bytes", hash_mib).await?;
+    let value = exec.get_result::<String>(&future).await.context("hash_bytes failed")?;
+    let hash_bytes = Kernel {
+        value,
+        time: started.elapsed(),
+    };
+
+    let limits = exec.limits();
+    exec.close().await.context("the executor did not close cleanly")?;
+    dir.close().context("cannot remove the storage directory")?;
+    Ok(Figures {
+        first_call,
+        warm_call,
+        map,
+        int_loop,
+        hash_bytes,
+        limits,
+    })
+}
+
+async fn map_noop(exec: &FunctionExecutor, f: &wisp::Function, calls: usize) -> Result<Map> {
+    let started = Instant::now();
+    let futures = exec.map(f, "noop", std::iter::repeat_n((), calls)).await?;
+    let submit = started.elapsed();
+    let results: Vec<()> = exec.get_results(&futures).await.context("the map of noop failed")?;
+    let wall = started.elapsed();
+    ensure!(
+        results.len() == calls,
+        "the map of {calls} calls gave {} results",
+        results.len()
+    );
+    let (mut engine_us, mut record_us) = (0u64, 0u64);
+    for future in &futures {
+        let t = future.timings().context("a finished call has no timings")?;
+        engine_us += t.function_end_us.saturating_sub(t.function_start_us);
+        record_us += t.done_us.saturating_sub(t.function_end_us);
+    }
+    Ok(Map {
+        wall,
+        submit,
+        engine: Duration::from_micros(engine_us),
+        record: Duration::from_micros(record_us),
+    })
+}

@@ -1,0 +1,192 @@
+//! `wisp submit` as a user runs it: output on stdout, errors on stderr,
+//! and exit codes a script can rely on (0 ok, 1 some calls failed, 2 the
+//! job could not run).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `wisp` from the repository root with an empty config and its own
+/// storage.
+fn wisp(args: &[&str]) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "").expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(args)
+        .current_dir(repo())
+        .env("WISP_CONFIG", &config)
+        .env("WISP_STORAGE_DIR", dir.path().join("storage"))
+        .output()
+        .expect("wisp runs");
+    (dir, output)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn one_call_prints_its_result() {
+    let (_dir, out) = wisp(&[
+        "submit",
+        "examples/hello",
+        "--function",
+        "my_function",
+        "--args",
+        "3",
+    ]);
+    assert_eq!(stdout(&out), "10\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_map_prints_json_lines_in_order() {
+    let (_dir, out) = wisp(&[
+        "submit",
+        "examples/hello",
+        "--function",
+        "my_function",
+        "--map-json",
+        "[1,2,3]",
+    ]);
+    assert_eq!(stdout(&out), "8\n9\n10\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn an_empty_map_prints_nothing_and_succeeds() {
+    let (_dir, out) = wisp(&[
+        "submit",
+        "examples/hello",
+        "--function",
+        "my_function",
+        "--map-json",
+        "[]",
+    ]);
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_map_file_takes_one_json_argument_per_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lines = dir.path().join("args.jsonl");
+    std::fs::write(&lines, "[1, 2]\n\n{\"a\": 5, \"b\": 6}\n").expect("write");
+    let (_dir, out) = wisp(&[
+        "submit",
+        "tests/guests/faults",
+        "--function",
+        "add",
+        "--map-file",
+        lines.to_str().expect("UTF-8 path"),
+    ]);
+    assert_eq!(stdout(&out), "3\n11\n", "{}", stderr(&out));
+}
+
+#[test]
+fn failed_calls_exit_1_with_a_summary_naming_them() {
+    let (_dir, out) = wisp(&[
+        "submit",
+        "tests/guests/faults",
+        "--function",
+        "add",
+        "--map-json",
+        r#"[[1, 1], ["x", 1], [2, 2]]"#,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "2\n4\n",
+        "the calls that succeeded are printed"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("1 of 3 calls failed"), "{err}");
+    assert!(err.contains("call 00001"), "{err}");
+    assert!(err.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message_saying_what_to_do() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "submit",
+                "examples/hello",
+                "--function",
+                "my_function",
+                "--args",
+                "hello",
+            ],
+            "--args must be JSON",
+        ),
+        (
+            &[
+                "submit",
+                "examples/wordcount",
+                "--function",
+                "count_words",
+                "--data",
+                "examples/data",
+                "--chunk-size",
+                "0",
+            ],
+            "at least one byte",
+        ),
+        (
+            &[
+                "submit",
+                "examples/hello",
+                "--function",
+                "nope",
+                "--args",
+                "1",
+            ],
+            "my_function",
+        ),
+        (
+            &["submit", "no/such/dir", "--function", "f", "--args", "1"],
+            "neither a .wasm file nor a crate directory",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (_dir, out) = wisp(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn word_count_over_a_directory_reduces_to_one_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("a.txt"), "The cat\nthe dog\n").expect("write");
+    std::fs::write(dir.path().join("b.txt"), "Dog, cat; CAT!\n").expect("write");
+    let (_store, out) = wisp(&[
+        "submit",
+        "examples/wordcount",
+        "--function",
+        "count_words",
+        "--data",
+        dir.path().to_str().expect("UTF-8 path"),
+        "--chunk-size",
+        "8",
+        "--reduce",
+        "merge_counts",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "one reduce result");
+    let result: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON");
+    assert_eq!(result["total_words"], 7);
+    assert_eq!(result["counts"]["cat"], 3);
+    assert_eq!(result["counts"]["the"], 2);
+}
