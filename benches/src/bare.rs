@@ -44,7 +44,8 @@ pub fn run(wasm: &[u8], calls: usize, threads: usize, slots: u32) -> Result<Figu
     let engine = engine(slots)?;
     let ticker = Ticker::start(engine.clone())?;
     let started = Instant::now();
-    let module = wasmtime::Module::new(&engine, wasm).map_err(wasmtime_error("compile the module"))?;
+    let module =
+        wasmtime::Module::new(&engine, wasm).map_err(wasmtime_error("compile the module"))?;
     let compile = started.elapsed();
     let noop = Noop::new(&engine, &module)?;
     // Warm up: fault in the pool's first slots and the code.
@@ -91,7 +92,11 @@ impl Noop {
             .map_err(wasmtime_error("link WASI"))?;
         // wisp's one host import; `noop` never panics, so it is never called.
         linker
-            .func_wrap("wisp", "panic", |_: Caller<'_, WasiP1Ctx>, _: i32, _: i32| {})
+            .func_wrap(
+                "wisp",
+                "panic",
+                |_: Caller<'_, WasiP1Ctx>, _: i32, _: i32| {},
+            )
             .map_err(wasmtime_error("link the panic import"))?;
         let pre = linker
             .instantiate_pre(module)

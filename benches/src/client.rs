@@ -59,9 +59,11 @@ pub async fn run(
     hash_mib: u64,
 ) -> Result<Figures> {
     let dir = tempfile::tempdir().context("cannot create a storage directory")?;
-    let mut config = wisp::Config::default();
-    config.storage_dir = dir.path().join("storage");
-    config.workers = workers;
+    let config = wisp::Config {
+        storage_dir: dir.path().join("storage"),
+        workers,
+        ..wisp::Config::default()
+    };
     let exec = FunctionExecutor::builder()
         .config(config)
         .build()
@@ -74,14 +76,18 @@ pub async fn run(
         .function_from_bytes("faults", bytes)
         .context("the executor cannot load the faults module")?;
     let future = exec.call_async(&f, "noop", ()).await?;
-    exec.get_result::<()>(&future).await.context("the first noop call failed")?;
+    exec.get_result::<()>(&future)
+        .await
+        .context("the first noop call failed")?;
     let first_call = started.elapsed();
 
     let mut warm = Vec::with_capacity(WARM_CALLS);
     for _ in 0..WARM_CALLS {
         let started = Instant::now();
         let future = exec.call_async(&f, "noop", ()).await?;
-        exec.get_result::<()>(&future).await.context("a warm noop call failed")?;
+        exec.get_result::<()>(&future)
+            .await
+            .context("a warm noop call failed")?;
         warm.push(started.elapsed());
     }
     warm.sort();
@@ -91,7 +97,10 @@ pub async fn run(
 
     let started = Instant::now();
     let future = exec.call_async(&f, "int_loop", int_loop_n).await?;
-    let value = exec.get_result::<u64>(&future).await.context("int_loop failed")?;
+    let value = exec
+        .get_result::<u64>(&future)
+        .await
+        .context("int_loop failed")?;
     let int_loop = Kernel {
         value,
         time: started.elapsed(),
@@ -99,14 +108,19 @@ pub async fn run(
 
     let started = Instant::now();
     let future = exec.call_async(&f, "hash_bytes", hash_mib).await?;
-    let value = exec.get_result::<String>(&future).await.context("hash_bytes failed")?;
+    let value = exec
+        .get_result::<String>(&future)
+        .await
+        .context("hash_bytes failed")?;
     let hash_bytes = Kernel {
         value,
         time: started.elapsed(),
     };
 
     let limits = exec.limits();
-    exec.close().await.context("the executor did not close cleanly")?;
+    exec.close()
+        .await
+        .context("the executor did not close cleanly")?;
     dir.close().context("cannot remove the storage directory")?;
     Ok(Figures {
         first_call,
@@ -122,7 +136,10 @@ async fn map_noop(exec: &FunctionExecutor, f: &wisp::Function, calls: usize) -> 
     let started = Instant::now();
     let futures = exec.map(f, "noop", std::iter::repeat_n((), calls)).await?;
     let submit = started.elapsed();
-    let results: Vec<()> = exec.get_results(&futures).await.context("the map of noop failed")?;
+    let results: Vec<()> = exec
+        .get_results(&futures)
+        .await
+        .context("the map of noop failed")?;
     let wall = started.elapsed();
     ensure!(
         results.len() == calls,

@@ -37,7 +37,9 @@ pub fn run(
     })
     .context("cannot set up wisp's engine")?;
     let started = Instant::now();
-    let module = engine.load(wasm).context("wisp's engine cannot load the module")?;
+    let module = engine
+        .load(wasm)
+        .context("wisp's engine cannot load the module")?;
     let load = started.elapsed();
     let call = || -> Result<()> {
         let outcome = engine.call(&module, "noop", b"null", limits);
@@ -54,8 +56,8 @@ pub fn run(
     for _ in 0..threads * 4 {
         call()?;
     }
-    let multi = threads::split(calls, threads, &call)?;
-    let single = threads::split(calls, 1, &call)?;
+    let multi = threads::split(calls, threads, call)?;
+    let single = threads::split(calls, 1, call)?;
     Ok(Figures {
         load,
         multi,

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -285,6 +285,7 @@ pub struct FunctionExecutor {
     executor_id: String,
     next_job: AtomicU32,
     jobs: Mutex<Vec<String>>,
+    runs: Mutex<Vec<Arc<JobRun>>>,
     uploaded: Mutex<HashSet<Digest>>,
     progress: Arc<watch::Sender<u64>>,
     closed: bool,
@@ -356,6 +357,7 @@ impl FunctionExecutor {
             executor_id,
             next_job: AtomicU32::new(0),
             jobs: Mutex::new(Vec::new()),
+            runs: Mutex::new(Vec::new()),
             uploaded: Mutex::new(HashSet::new()),
             progress: Arc::new(watch::Sender::new(0)),
             closed: false,
@@ -602,10 +604,16 @@ impl FunctionExecutor {
             .push(spec.job_id.clone());
         tracing::debug!(job = %spec.job_id, function, calls, "submitting job");
         let tracker = Arc::new(JobTracker::new(spec, self.progress.clone()));
-        self.backend.submit(Arc::new(JobRun {
+        let run = Arc::new(JobRun {
             tracker: tracker.clone(),
             args,
-        }));
+            cancelled: AtomicBool::new(false),
+        });
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(run.clone());
+        self.backend.submit(run);
         Ok((0..calls)
             .map(|index| CallFuture {
                 job: tracker.clone(),
@@ -801,15 +809,25 @@ impl FunctionExecutor {
             .clone()
     }
 
-    /// Stops the workers (after the calls already submitted) and, unless
-    /// the configuration keeps it, removes the jobs' data from storage.
-    /// Modules stay: they are content-addressed and shared by later jobs.
+    /// Stops the workers and, unless the configuration keeps it, removes
+    /// the jobs' data from storage. Calls that have not started are
+    /// cancelled; calls that are running finish first (each is bounded by
+    /// the runtime timeout). Modules stay: they are content-addressed and
+    /// shared by later jobs.
     ///
     /// # Errors
     ///
     /// When the data cannot be removed.
     pub async fn close(mut self) -> Result<()> {
         self.closed = true;
+        for run in self
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            run.cancelled.store(true, Ordering::Relaxed);
+        }
         let mut backend = std::mem::replace(&mut self.backend, LocalhostBackend::stopped());
         tokio::task::spawn_blocking(move || backend.shut_down())
             .await

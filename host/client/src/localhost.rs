@@ -8,6 +8,7 @@
 //! has to poll storage to learn it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -20,6 +21,8 @@ use crate::tracker::JobTracker;
 pub(crate) struct JobRun {
     pub(crate) tracker: Arc<JobTracker>,
     pub(crate) args: Vec<Bytes>,
+    /// Set when the executor closes: calls not yet started are skipped.
+    pub(crate) cancelled: AtomicBool,
 }
 
 struct Task {
@@ -70,8 +73,8 @@ impl LocalhostBackend {
         }
     }
 
-    /// Stops taking calls, lets the queued ones finish, and joins the
-    /// threads.
+    /// Stops taking calls, lets the queued ones finish (or be skipped, if
+    /// their job is cancelled), and joins the threads.
     pub(crate) fn shut_down(&mut self) {
         self.sender = None;
         for thread in self.threads.drain(..) {
@@ -90,6 +93,9 @@ impl Drop for LocalhostBackend {
 
 fn serve(worker: &Worker, tasks: &Receiver<Task>) {
     while let Ok(Task { job, index }) = tasks.recv() {
+        if job.cancelled.load(Ordering::Relaxed) {
+            continue;
+        }
         let tracker = &job.tracker;
         tracker.mark_running(index);
         let status = match worker.module(&tracker.spec) {

@@ -1,5 +1,5 @@
 #[wisp_guest::function]
-fn sum(first: i32, ...) -> i32 {
+fn sum(first: i32, _rest: ...) -> i32 {
     first
 }
 

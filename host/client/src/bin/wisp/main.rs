@@ -29,6 +29,8 @@ enum Command {
 pub enum Failure {
     /// Some calls failed; the summary was printed.
     Calls,
+    /// The user pressed Ctrl-C.
+    Interrupted,
     /// wisp could not run the job at all.
     Setup(anyhow::Error),
 }
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Calls) => ExitCode::from(1),
+        Err(Failure::Interrupted) => ExitCode::from(130),
         Err(Failure::Setup(error)) => {
             eprintln!("error: {error}");
             for cause in error.chain().skip(1) {

@@ -83,7 +83,16 @@ impl Submit {
             builder.keep_job_data(true);
         }
         let exec = builder.build().await?;
-        let outcome = self.run_on(&exec, inputs).await;
+        let outcome = tokio::select! {
+            outcome = self.run_on(&exec, inputs) => outcome,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!(
+                    "interrupted: cancelling the calls that have not started{}",
+                    if exec.config().data_cleaner { " and removing the job's data" } else { "" }
+                );
+                Err(Failure::Interrupted)
+            }
+        };
         if self.keep {
             for job in exec.jobs() {
                 eprintln!("kept job {job} in {}", exec.storage().describe());
