@@ -21,7 +21,25 @@
 //!   arrive in no particular order.
 //! - The module may import functions from the module [`IMPORT_MODULE`]:
 //!   [`IMPORT_PANIC`] `(ptr: i32, len: i32)` hands the host a panic's message
-//!   just before the guest traps.
+//!   just before the guest traps; the `storage_*` imports reach the job's
+//!   storage (see below).
+//!
+//! # Storage imports
+//!
+//! Each returns an `i64`: zero or more is success and the length of the
+//! response the host holds for the guest (the object's bytes for a get, a
+//! JSON array for a list, nothing for a put or a delete); below zero is an
+//! error, and its negation is the length of the UTF-8 message the host
+//! holds instead. The guest allocates that many bytes and calls
+//! [`IMPORT_TAKE_RESPONSE`] `(ptr: i32)` to have the host copy them there.
+//!
+//! - [`IMPORT_STORAGE_GET`] `(key_ptr, key_len, start: i64, end: i64,
+//!   etag_ptr, etag_len)`: bytes `start..end` of an object (`end` < 0: to the
+//!   end); with an ETag, the read fails if the object has changed.
+//! - [`IMPORT_STORAGE_PUT`] `(key_ptr, key_len, data_ptr, data_len)`.
+//! - [`IMPORT_STORAGE_LIST`] `(prefix_ptr, prefix_len)`: a JSON array of
+//!   `{"key", "size", "etag"}`.
+//! - [`IMPORT_STORAGE_DELETE`] `(key_ptr, key_len)`.
 //! - If the module exports `_initialize` (a WASI reactor), the host calls it
 //!   once per instance before the function.
 //!
@@ -51,6 +69,22 @@ pub const IMPORT_MODULE: &str = "wisp";
 /// `(ptr: i32, len: i32)`: the UTF-8 message of a panic, sent by the guest's
 /// panic hook just before it traps.
 pub const IMPORT_PANIC: &str = "panic";
+
+/// Reads an object or a byte range of it.
+pub const IMPORT_STORAGE_GET: &str = "storage_get";
+
+/// Writes an object.
+pub const IMPORT_STORAGE_PUT: &str = "storage_put";
+
+/// Lists a prefix.
+pub const IMPORT_STORAGE_LIST: &str = "storage_list";
+
+/// Deletes an object.
+pub const IMPORT_STORAGE_DELETE: &str = "storage_delete";
+
+/// `(ptr: i32)`: copies the response of the last storage import into guest
+/// memory.
+pub const IMPORT_TAKE_RESPONSE: &str = "take_response";
 
 /// The export name of a function.
 pub fn function_export(name: &str) -> String {

@@ -115,6 +115,12 @@ pub struct Config {
 pub const DEFAULT_RUNTIME_MEMORY: u64 = 256;
 /// The default time limit of a call, in seconds.
 pub const DEFAULT_RUNTIME_TIMEOUT: u64 = 300;
+/// The memory limits a call may be given, in MB: a 32-bit module addresses
+/// 4 GiB at most.
+pub const MEMORY_RANGE: std::ops::RangeInclusive<u64> = 1..=4096;
+/// The time limits a call may be given, in seconds (up to a day).
+pub const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
+
 /// The default bucket.
 pub const DEFAULT_BUCKET: &str = "wisp-data";
 
@@ -185,7 +191,10 @@ pub enum ConfigError {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    rename = "wisp config (a mapping of sections: wisp, localhost)"
+)]
 struct File {
     #[serde(default)]
     wisp: WispSection,
@@ -232,7 +241,9 @@ impl Config {
             Some(path) => Self::from_file(path)?,
             None => Self::default(),
         };
-        config.apply_env(|var| std::env::var(var).ok())?;
+        // An empty variable is an unset one: `WISP_STORAGE_DIR=` must not
+        // mean the current directory.
+        config.apply_env(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))?;
         config.check()?;
         Ok(config)
     }
@@ -251,6 +262,12 @@ impl Config {
             path: path.to_owned(),
             message,
         })?;
+        // A relative directory in the file is relative to the file.
+        if config.storage_dir.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            config.storage_dir = dir.join(&config.storage_dir);
+        }
         config.source = Some(path.to_owned());
         Ok(config)
     }
@@ -312,20 +329,43 @@ impl Config {
         if let Some(v) = var("WISP_DATA_CLEANER") {
             self.data_cleaner = parse("WISP_DATA_CLEANER", v, "`true` or `false`")?;
         }
+        fn ranged(
+            var: &'static str,
+            value: String,
+            range: std::ops::RangeInclusive<u64>,
+            unit: &str,
+        ) -> Result<u64, ConfigError> {
+            let expected = format!("{unit} from {} to {}", range.start(), range.end());
+            let number: u64 = parse(var, value.clone(), &expected)?;
+            if range.contains(&number) {
+                Ok(number)
+            } else {
+                Err(ConfigError::Env {
+                    var,
+                    value,
+                    expected,
+                })
+            }
+        }
         if let Some(v) = var("WISP_WORKERS") {
-            self.workers = parse("WISP_WORKERS", v, "a number of workers, at least 1")?;
+            self.workers = ranged("WISP_WORKERS", v, 1..=4096, "a number of workers")? as usize;
         }
         if let Some(v) = var("WISP_RUNTIME_MEMORY") {
-            self.runtime_memory = parse("WISP_RUNTIME_MEMORY", v, "a memory size in MB")?;
+            self.runtime_memory = ranged("WISP_RUNTIME_MEMORY", v, MEMORY_RANGE, "megabytes")?;
         }
         if let Some(v) = var("WISP_RUNTIME_TIMEOUT") {
-            let seconds: u64 = parse("WISP_RUNTIME_TIMEOUT", v, "a number of seconds")?;
+            let seconds = ranged("WISP_RUNTIME_TIMEOUT", v, TIMEOUT_RANGE, "seconds")?;
             self.runtime_timeout = Duration::from_secs(seconds);
         }
         if let Some(v) = var("WISP_STORAGE_DIR") {
             self.storage_dir = expand_home(Path::new(&v));
         }
         if let Some(v) = var("WISP_STORAGE_BUCKET") {
+            wisp_storage::validate_bucket(&v).map_err(|e| ConfigError::Env {
+                var: "WISP_STORAGE_BUCKET",
+                value: v.clone(),
+                expected: e.to_string(),
+            })?;
             self.storage_bucket = v;
         }
         Ok(())
@@ -338,9 +378,10 @@ impl Config {
     /// When one is out of range.
     pub fn check(&self) -> Result<(), ConfigError> {
         let place = || {
-            self.source
-                .as_ref()
-                .map_or_else(|| "the environment".to_owned(), |p| p.display().to_string())
+            self.source.as_ref().map_or_else(
+                || "the executor's settings".to_owned(),
+                |p| format!("{} (or the settings that override it)", p.display()),
+            )
         };
         if self.workers == 0 {
             return Err(ConfigError::Value {
@@ -349,7 +390,7 @@ impl Config {
                 expected: "at least 1".to_owned(),
             });
         }
-        if !(1..=4096).contains(&self.runtime_memory) {
+        if !MEMORY_RANGE.contains(&self.runtime_memory) {
             return Err(ConfigError::Value {
                 key: "runtime_memory",
                 place: place(),
@@ -359,11 +400,11 @@ impl Config {
                 ),
             });
         }
-        if self.runtime_timeout.is_zero() {
+        if self.runtime_timeout.is_zero() || self.runtime_timeout.as_secs() > *TIMEOUT_RANGE.end() {
             return Err(ConfigError::Value {
                 key: "runtime_timeout",
                 place: place(),
-                expected: "at least 1 second".to_owned(),
+                expected: format!("from 1 to {} seconds", TIMEOUT_RANGE.end()),
             });
         }
         wisp_storage::validate_bucket(&self.storage_bucket).map_err(|e| ConfigError::Value {
@@ -432,7 +473,7 @@ mod tests {
             .expect_err("not a number")
             .to_string();
         assert!(
-            env.contains("WISP_RUNTIME_MEMORY") && env.contains("MB"),
+            env.contains("WISP_RUNTIME_MEMORY") && env.contains("megabytes from 1 to 4096"),
             "{env}"
         );
         config.runtime_memory = 0;

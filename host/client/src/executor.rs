@@ -318,13 +318,15 @@ impl FunctionExecutor {
     async fn start(config: Config) -> Result<Self> {
         if config.backend != BackendKind::Localhost {
             return Err(Error::Unsupported(format!(
-                "the {} backend is not part of this release yet; set `wisp.backend: localhost`",
+                "the {} backend is not part of this release yet; use the localhost backend \
+                 (`wisp.backend: localhost` in the config, or WISP_BACKEND=localhost)",
                 config.backend
             )));
         }
         if config.storage != StorageKind::Localhost {
             return Err(Error::Unsupported(format!(
-                "{} storage is not part of this release yet; set `wisp.storage: localhost`",
+                "{} storage is not part of this release yet; use local storage \
+                 (`wisp.storage: localhost` in the config, or WISP_STORAGE=localhost)",
                 config.storage
             )));
         }
@@ -634,7 +636,15 @@ impl FunctionExecutor {
         }
         let bucket = &self.config.storage_bucket;
         let key = protocol::module_key(&digest);
-        if self.storage.head(bucket, &key).await?.is_none() {
+        // A module already stored is checked once per executor: an object
+        // that no longer matches its name is replaced, not trusted.
+        let intact = match self.storage.head(bucket, &key).await? {
+            Some(meta) if meta.size == f.bytes.len() as u64 => {
+                Digest::of(&self.storage.get(bucket, &key).await?) == digest
+            }
+            Some(_) | None => false,
+        };
+        if !intact {
             self.storage.put(bucket, &key, f.bytes.clone()).await?;
             tracing::debug!(%digest, "stored module");
         }
@@ -801,6 +811,11 @@ impl FunctionExecutor {
         })
     }
 
+    /// How many calls of this executor's jobs have finished so far.
+    pub fn completed_calls(&self) -> u64 {
+        *self.progress.borrow()
+    }
+
     /// The ids of the jobs this executor submitted.
     pub fn jobs(&self) -> Vec<String> {
         self.jobs
@@ -810,10 +825,9 @@ impl FunctionExecutor {
     }
 
     /// Stops the workers and, unless the configuration keeps it, removes
-    /// the jobs' data from storage. Calls that have not started are
-    /// cancelled; calls that are running finish first (each is bounded by
-    /// the runtime timeout). Modules stay: they are content-addressed and
-    /// shared by later jobs.
+    /// the jobs' data from storage. Calls still pending or running are
+    /// cancelled: collect results before closing. Modules stay: they are
+    /// content-addressed and shared by later jobs.
     ///
     /// # Errors
     ///
@@ -828,6 +842,7 @@ impl FunctionExecutor {
         {
             run.cancelled.store(true, Ordering::Relaxed);
         }
+        self.engine.cancel_running();
         let mut backend = std::mem::replace(&mut self.backend, LocalhostBackend::stopped());
         tokio::task::spawn_blocking(move || backend.shut_down())
             .await
@@ -898,10 +913,28 @@ fn encode(index: usize, value: &impl Serialize) -> Result<Bytes> {
         })
 }
 
+/// `alloc::vec::Vec<alloc::string::String>` as `Vec<String>`.
+fn short_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut short = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            short.push_str(segment.rsplit("::").next().unwrap_or_default());
+            segment.clear();
+            short.push(c);
+        }
+    }
+    short.push_str(segment.rsplit("::").next().unwrap_or_default());
+    format!("a `{short}`")
+}
+
 fn decode<T: DeserializeOwned>(future: &CallFuture, raw: &RawValue) -> Result<T> {
     serde_json::from_str(raw.get()).map_err(|e| Error::Decode {
         job_id: future.job_id().to_owned(),
         call_id: future.call_id(),
-        message: format!("the result is not a {}: {e}", std::any::type_name::<T>()),
+        message: format!("the result is not {}: {e}", short_type_name::<T>()),
     })
 }

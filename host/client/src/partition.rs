@@ -77,12 +77,17 @@ pub fn parse_size(given: &str) -> Result<u64, PartitionError> {
     };
     let text = given.trim();
     let digits = text
-        .find(|c: char| !c.is_ascii_digit())
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| invalid("expected a number with an optional unit, such as 256KiB or 1MiB"))?;
+    if number.is_empty() {
+        return Err(invalid(
+            "expected a number with an optional unit, such as 256KiB or 1MiB",
+        ));
+    }
+    let number: f64 = number.parse().map_err(|_| {
+        invalid("expected a number with an optional unit, such as 256KiB or 1.5MiB")
+    })?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -93,9 +98,11 @@ pub fn parse_size(given: &str) -> Result<u64, PartitionError> {
         "gib" => 1 << 30,
         _ => return Err(invalid("unknown unit; use B, KB, KiB, MB, MiB, GB or GiB")),
     };
-    let size = number
-        .checked_mul(factor)
-        .ok_or_else(|| invalid("too large"))?;
+    let size = (number * factor as f64).round();
+    if size >= u64::MAX as f64 {
+        return Err(invalid("too large"));
+    }
+    let size = size as u64;
     if size == 0 {
         return Err(invalid("a chunk must be at least one byte"));
     }
@@ -117,6 +124,12 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, PartitionError> {
     if metadata.is_file() {
         return Ok(vec![path.to_owned()]);
     }
+    if !metadata.is_dir() {
+        return Err(PartitionError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other("not a regular file or a directory"),
+        });
+    }
     let mut files = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(path)
         .map_err(io)?
@@ -128,7 +141,17 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, PartitionError> {
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
-        files.extend(files_under(&entry.path())?);
+        // Links to directories are not followed (they can loop); links to
+        // files are. Sockets, pipes and devices are no data files.
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_dir() {
+            files.extend(files_under(&path)?);
+        } else if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            files.push(path);
+        } else {
+            tracing::warn!(path = %path.display(), "skipping: not a regular file");
+        }
     }
     Ok(files)
 }

@@ -102,11 +102,14 @@ fn failed_calls_exit_1_with_a_summary_naming_them() {
         r#"[[1, 1], ["x", 1], [2, 2]]"#,
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        stdout(&out),
-        "2\n4\n",
-        "the calls that succeeded are printed"
-    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per input: {text}");
+    assert_eq!((lines[0], lines[2]), ("2", "4"));
+    let failed: serde_json::Value = serde_json::from_str(lines[1]).expect("JSON");
+    assert_eq!(failed["call"], "00001");
+    let message = failed["error"].as_str().unwrap_or_default();
+    assert!(message.contains("invalid type"), "{failed}");
     let err = stderr(&out);
     assert!(err.contains("1 of 3 calls failed"), "{err}");
     assert!(err.contains("call 00001"), "{err}");
@@ -161,6 +164,55 @@ fn bad_input_exits_2_with_a_message_saying_what_to_do() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_sleeping_call_is_stopped_at_its_time_limit() {
+    let started = std::time::Instant::now();
+    let (_dir, out) = wisp(&[
+        "submit",
+        "tests/guests/faults",
+        "--function",
+        "sleep_ms",
+        "--map-json",
+        "[20000, 5]",
+        "--timeout",
+        "1",
+    ]);
+    let elapsed = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("time limit of 1 s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).ends_with("\n5\n"),
+        "the short sleep succeeds: {}",
+        stdout(&out)
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "took {elapsed:?}"
+    );
+}
+
+#[test]
+fn flags_out_of_range_are_refused_by_name() {
+    for (flag, value) in [("--memory", "0"), ("--timeout", "0"), ("--workers", "0")] {
+        let (_dir, out) = wisp(&[
+            "submit",
+            "examples/hello",
+            "--function",
+            "my_function",
+            "--args",
+            "1",
+            flag,
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert!(stderr(&out).contains(flag), "{flag}: {}", stderr(&out));
     }
 }
 

@@ -1,6 +1,8 @@
 //! One call: a fresh instance, its limits, and the outcome.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::{Caller, Linker, ResourceLimiter, Store, Trap};
@@ -10,6 +12,7 @@ use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 use wisp_abi::OutputTag;
 
 use crate::log::{CapturedLog, LogPipe};
+use crate::storage::SharedStorage;
 use crate::{Engine, Module};
 
 /// The limits of one call.
@@ -91,6 +94,9 @@ pub enum CallError {
         /// The size the guest tried to grow its memory to.
         requested_bytes: Option<u64>,
     },
+    /// The call was stopped because whoever ran it shut down.
+    #[error("the call was cancelled: its executor closed before it finished")]
+    Cancelled,
     /// The guest overflowed its stack.
     #[error("the function overflowed its stack (unbounded recursion?)")]
     StackOverflow,
@@ -162,6 +168,29 @@ pub(crate) struct CallState {
     wasi: WasiP1Ctx,
     limiter: Limiter,
     panic: Option<String>,
+    pub(crate) storage: Option<SharedStorage>,
+    /// The response of the last storage import, until the guest takes it.
+    pub(crate) response: Vec<u8>,
+    /// When the call must end.
+    deadline: Instant,
+    /// The engine's cancellation count, and its value when the call began.
+    cancel: Arc<AtomicU64>,
+    cancel_seen: u64,
+}
+
+impl CallState {
+    pub(crate) fn memory_limit(&self) -> u64 {
+        self.limiter.memory
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) != self.cancel_seen
+    }
+
+    /// Whether the call is past its deadline or cancelled.
+    pub(crate) fn should_stop(&self) -> bool {
+        self.cancelled() || Instant::now() >= self.deadline
+    }
 }
 
 struct Limiter {
@@ -217,6 +246,8 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<CallS
             caller.data_mut().panic = Some(message);
         },
     )?;
+    crate::storage::add_to_linker(&mut linker)?;
+    crate::sleep::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -226,6 +257,7 @@ pub(crate) fn run(
     function: &str,
     args: &[u8],
     limits: &CallLimits,
+    storage: Option<SharedStorage>,
 ) -> CallOutcome {
     let started = SystemTime::now();
     let log = LogPipe::new(limits.log_bytes);
@@ -248,10 +280,25 @@ pub(crate) fn run(
             denied: None,
         },
         panic: None,
+        storage,
+        response: Vec::new(),
+        deadline: Instant::now() + limits.timeout,
+        cancel: engine.cancel.clone(),
+        cancel_seen: engine.cancel.load(Ordering::Relaxed),
     };
     let mut store = Store::new(&engine.wasmtime, state);
     store.limiter(|state| &mut state.limiter);
-    store.set_epoch_deadline(engine.deadline_ticks(limits.timeout));
+    // Look at the wall clock and the cancellation flag every few ticks; the
+    // deadline itself is wall time, so slow ticks cannot stretch it.
+    let check_every = engine.check_ticks();
+    store.set_epoch_deadline(check_every);
+    store.epoch_deadline_callback(move |context| {
+        if context.data().should_stop() {
+            Err(Trap::Interrupt.into())
+        } else {
+            Ok(wasmtime::UpdateDeadline::Continue(check_every))
+        }
+    });
 
     let result = if command {
         run_command(&mut store, module, function).and_then(|()| {
@@ -374,15 +421,31 @@ fn run_function(
     match OutputTag::from_byte(tag) {
         Some(OutputTag::Ok) => json_output(body.to_vec()),
         Some(OutputTag::Error) => Err(CallError::Function {
-            message: String::from_utf8_lossy(body).into_owned(),
+            message: bounded_message(body),
         }),
         Some(OutputTag::BadArguments) => Err(CallError::BadArguments {
-            message: String::from_utf8_lossy(body).into_owned(),
+            message: bounded_message(body),
         }),
         None => Err(CallError::InvalidOutput {
             message: format!("unknown result tag {tag}"),
         }),
     }
+}
+
+/// The most of an error message that is kept.
+const MESSAGE_LIMIT: usize = 64 * 1024;
+
+/// A guest's message as text, cut at [`MESSAGE_LIMIT`] with a marker.
+fn bounded_message(bytes: &[u8]) -> String {
+    if bytes.len() <= MESSAGE_LIMIT {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut text = String::from_utf8_lossy(&bytes[..MESSAGE_LIMIT]).into_owned();
+    text.push_str(&format!(
+        " [message cut off: {} more bytes]",
+        bytes.len() - MESSAGE_LIMIT
+    ));
+    text
 }
 
 fn json_output(bytes: Vec<u8>) -> Result<Vec<u8>, CallError> {
@@ -446,14 +509,16 @@ fn trap_error(error: wasmtime::Error) -> CallError {
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Timeout { limit_ms: 0 },
         Some(Trap::StackOverflow) => CallError::StackOverflow,
+        // `{:#}` gives the trap and its wasm backtrace; `{:?}` would add
+        // the host's own backtrace when RUST_BACKTRACE is set.
         Some(Trap::MemoryOutOfBounds) => CallError::Trap {
             message: format!(
-                "{error:?}\n(in a Rust guest this is most often a stack overflow: \
+                "{error:#}\n(in a Rust guest this is most often a stack overflow: \
                  its stack lives in linear memory)"
             ),
         },
         _ => CallError::Trap {
-            message: format!("{error:?}"),
+            message: format!("{error:#}"),
         },
     }
 }
@@ -474,6 +539,7 @@ fn refine(error: CallError, state: &mut CallState, limits: &CallLimits) -> CallE
         };
     }
     match error {
+        CallError::Timeout { .. } if state.cancelled() => CallError::Cancelled,
         CallError::Timeout { .. } => CallError::Timeout {
             limit_ms: limits.timeout.as_millis() as u64,
         },

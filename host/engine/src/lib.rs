@@ -17,6 +17,8 @@
 mod call;
 mod log;
 mod module;
+mod sleep;
+mod storage;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,6 +34,7 @@ use wasmtime::{InstancePre, Linker, ModuleExport};
 pub use call::{CallError, CallLimits, CallOutcome};
 pub use log::{CapturedLog, LogPipe};
 pub use module::{COMMAND_FUNCTION, FunctionInfo, Manifest};
+pub use storage::{GuestStorage, SharedStorage};
 
 use call::CallState;
 
@@ -203,6 +206,8 @@ pub struct Engine {
     modules: Mutex<HashMap<Digest, Arc<Module>>>,
     tick: Duration,
     ticker: Option<Ticker>,
+    /// Bumped by [`Engine::cancel_running`]; calls that began before stop.
+    cancel: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Engine {
@@ -214,21 +219,20 @@ impl Engine {
     /// When wasmtime refuses the configuration, for example a pool that
     /// cannot reserve its address space.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
-        let mut wasm_config = wasmtime::Config::new();
-        wasm_config.epoch_interruption(true);
-        wasm_config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        if config.pooling {
-            let mut pool = wasmtime::PoolingAllocationConfig::default();
-            pool.total_core_instances(config.instance_slots);
-            pool.total_memories(config.instance_slots);
-            pool.total_tables(config.instance_slots);
-            pool.total_stacks(config.instance_slots);
-            pool.total_component_instances(0);
-            pool.max_memory_size(config.max_memory as usize);
-            wasm_config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        }
-        let wasmtime = wasmtime::Engine::new(&wasm_config)
-            .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+        let wasmtime = match wasmtime::Engine::new(&wasm_config(&config, config.pooling)) {
+            Ok(engine) => engine,
+            // The pool reserves address space up front (4 GiB and guard
+            // pages per slot); where a ulimit forbids that, instances are
+            // allocated on demand instead, slower to create but equal to run.
+            Err(e) if config.pooling => {
+                tracing::warn!(
+                    "cannot reserve the instance pool ({e:#}); allocating instances on demand"
+                );
+                wasmtime::Engine::new(&wasm_config(&config, false))
+                    .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?
+            }
+            Err(e) => return Err(EngineError::Wasmtime(format!("{e:#}"))),
+        };
         let linker =
             call::linker(&wasmtime).map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
         let ticker = Ticker::start(wasmtime.clone(), config.epoch_tick)
@@ -239,6 +243,7 @@ impl Engine {
             modules: Mutex::new(HashMap::new()),
             tick: config.epoch_tick,
             ticker: Some(ticker),
+            cancel: Arc::default(),
         })
     }
 
@@ -304,17 +309,37 @@ impl Engine {
         args: &[u8],
         limits: &CallLimits,
     ) -> CallOutcome {
-        call::run(self, module, function, args, limits)
+        call::run(self, module, function, args, limits, None)
+    }
+
+    /// As [`call`](Self::call), with `storage` reachable through wisp's
+    /// storage imports.
+    pub fn call_with_storage(
+        &self,
+        module: &Module,
+        function: &str,
+        args: &[u8],
+        limits: &CallLimits,
+        storage: SharedStorage,
+    ) -> CallOutcome {
+        call::run(self, module, function, args, limits, Some(storage))
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Arc<Module>>> {
         self.modules.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn deadline_ticks(&self, timeout: Duration) -> u64 {
-        let tick = self.tick.as_nanos().max(1);
-        // One extra tick: the current one may be about to end.
-        (timeout.as_nanos().div_ceil(tick) as u64).saturating_add(1)
+    /// Stops every call running now, as soon as it next runs wasm code or
+    /// wakes from a sleep; each fails with [`CallError::Cancelled`]. Calls
+    /// started afterwards are not affected.
+    pub fn cancel_running(&self) {
+        self.cancel.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many epoch ticks pass between two looks at a call's deadline:
+    /// about 50 ms, so a call stops within that of its limit.
+    fn check_ticks(&self) -> u64 {
+        (Duration::from_millis(50).as_nanos() / self.tick.as_nanos().max(1)).max(1) as u64
     }
 }
 
@@ -333,6 +358,23 @@ impl fmt::Debug for Engine {
             .field("tick", &self.tick)
             .finish_non_exhaustive()
     }
+}
+
+fn wasm_config(config: &EngineConfig, pooling: bool) -> wasmtime::Config {
+    let mut wasm_config = wasmtime::Config::new();
+    wasm_config.epoch_interruption(true);
+    wasm_config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if pooling {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_core_instances(config.instance_slots);
+        pool.total_memories(config.instance_slots);
+        pool.total_tables(config.instance_slots);
+        pool.total_stacks(config.instance_slots);
+        pool.total_component_instances(0);
+        pool.max_memory_size(config.max_memory as usize);
+        wasm_config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    wasm_config
 }
 
 fn resolve_exports(module: &wasmtime::Module, manifest: &Manifest) -> Result<Exports, ModuleError> {

@@ -74,9 +74,14 @@ fn main() -> ExitCode {
         Err(Failure::Calls) => ExitCode::from(1),
         Err(Failure::Interrupted) => ExitCode::from(130),
         Err(Failure::Setup(error)) => {
-            eprintln!("error: {error}");
+            let top = error.to_string();
+            eprintln!("error: {top}");
+            // Print the causes that the message does not already spell out.
             for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let cause = cause.to_string();
+                if !top.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                }
             }
             ExitCode::from(2)
         }

@@ -30,7 +30,8 @@ pub struct Submit {
     /// Call once per item of this JSON array.
     #[arg(long, value_name = "JSON")]
     map_json: Option<String>,
-    /// Call once per line of this file, each line a JSON argument.
+    /// Call once per line of this file (`-`: standard input), each line a
+    /// JSON argument; blank lines are skipped.
     #[arg(long, value_name = "PATH")]
     map_file: Option<PathBuf>,
     /// Call once per chunk of the file or of the files under the
@@ -44,15 +45,15 @@ pub struct Submit {
     /// After the map, call this function once with the array of results.
     #[arg(long, value_name = "FUNCTION")]
     reduce: Option<String>,
-    /// Memory limit of each call, in MB.
-    #[arg(long, value_name = "MB")]
+    /// Memory limit of each call, in MB (1 to 4096).
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     memory: Option<u64>,
-    /// Time limit of each call, in seconds.
-    #[arg(long, value_name = "SECONDS")]
+    /// Time limit of each call, in seconds (1 to 86400).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: Option<u64>,
-    /// Calls to run at once on this machine.
-    #[arg(long)]
-    workers: Option<usize>,
+    /// Calls to run at once on this machine (1 to 4096).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    workers: Option<u64>,
     /// Keep the job's data in storage afterwards, and print where it is.
     #[arg(long)]
     keep: bool,
@@ -77,7 +78,7 @@ impl Submit {
             builder.runtime_timeout(Duration::from_secs(timeout));
         }
         if let Some(workers) = self.workers {
-            builder.workers(workers);
+            builder.workers(workers as usize);
         }
         if self.keep {
             builder.keep_job_data(true);
@@ -85,9 +86,9 @@ impl Submit {
         let exec = builder.build().await?;
         let outcome = tokio::select! {
             outcome = self.run_on(&exec, inputs) => outcome,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupted() => {
                 eprintln!(
-                    "interrupted: cancelling the calls that have not started{}",
+                    "interrupted: cancelling the job's calls{}",
                     if exec.config().data_cleaner { " and removing the job's data" } else { "" }
                 );
                 Err(Failure::Interrupted)
@@ -111,6 +112,9 @@ impl Submit {
             Inputs::One(args) => exec.map_json(&f, &self.function, vec![args]).await?,
             Inputs::Many(args) => exec.map_json(&f, &self.function, args).await?,
         };
+        let Some(reduce) = &self.reduce else {
+            return self.stream(exec, &futures).await;
+        };
         let bar = progress_bar(futures.len() as u64);
         exec.wait_with_progress(&futures, WaitFor::AllCompleted, None, |done, _| {
             bar.set_position(done as u64);
@@ -118,47 +122,78 @@ impl Submit {
         .await;
         bar.finish_and_clear();
         self.print_logs(&futures);
-        let futures = match &self.reduce {
-            Some(reduce) => match exec.reduce(&f, futures, reduce).await {
-                Ok(map_reduce) => {
-                    exec.wait(
-                        std::slice::from_ref(&map_reduce.reduce),
-                        WaitFor::AllCompleted,
-                        None,
-                    )
-                    .await;
-                    self.print_logs(std::slice::from_ref(&map_reduce.reduce));
-                    vec![map_reduce.reduce]
-                }
-                Err(Error::Calls { failed, total }) => {
-                    report_failures(&failed, total);
-                    eprintln!("the reduce `{reduce}` was not run");
-                    return Err(Failure::Calls);
-                }
-                Err(e) => return Err(e.into()),
-            },
-            None => futures,
-        };
-        match exec.get_results_json(&futures).await {
-            Ok(outputs) => print_lines(&outputs).context("cannot write the results")?,
+        let map_reduce = match exec.reduce(&f, futures, reduce).await {
+            Ok(map_reduce) => map_reduce,
             Err(Error::Calls { failed, total }) => {
-                // Print what did succeed, in order, before the summary.
-                let mut outputs: Vec<Box<RawValue>> = Vec::new();
-                for future in futures
-                    .iter()
-                    .filter(|f| f.state() == wisp::CallState::Success)
-                {
-                    if let Ok(raw) = exec.get_result::<Box<RawValue>>(future).await {
-                        outputs.push(raw);
-                    }
-                }
-                print_lines(&outputs).context("cannot write the results")?;
                 report_failures(&failed, total);
+                eprintln!("the reduce `{reduce}` was not run");
+                return Err(Failure::Calls);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let reduce_call = std::slice::from_ref(&map_reduce.reduce);
+        exec.wait(reduce_call, WaitFor::AllCompleted, None).await;
+        self.print_logs(reduce_call);
+        match exec.get_results_json(reduce_call).await {
+            Ok(outputs) => {
+                print_lines(outputs.iter().map(|o| o.get())).context("cannot write the result")?
+            }
+            Err(Error::Calls { failed, .. }) => {
+                for failure in &failed {
+                    eprintln!(
+                        "error: the reduce `{reduce}` ({}) failed: {}",
+                        failure.call_id, failure.failure
+                    );
+                }
                 return Err(Failure::Calls);
             }
             Err(e) => return Err(e.into()),
         }
         Ok(())
+    }
+
+    /// Prints each call's result as soon as it and every call before it are
+    /// done, so output starts early and stays in input order. A failed call
+    /// prints `{"error": …, "call": …}` in its place, so lines match inputs.
+    async fn stream(&self, exec: &FunctionExecutor, futures: &[CallFuture]) -> Result<(), Failure> {
+        let bar = progress_bar(futures.len() as u64);
+        let baseline = exec.completed_calls();
+        let mut failed = Vec::new();
+        for future in futures {
+            while !future.is_done() {
+                exec.wait(
+                    std::slice::from_ref(future),
+                    WaitFor::AllCompleted,
+                    Some(Duration::from_millis(100)),
+                )
+                .await;
+                bar.set_position(exec.completed_calls() - baseline);
+            }
+            bar.set_position(exec.completed_calls() - baseline);
+            self.print_logs(std::slice::from_ref(future));
+            let line = match exec.get_result::<Box<RawValue>>(future).await {
+                Ok(raw) => raw.get().to_owned(),
+                Err(Error::Call(failure)) => {
+                    let line = serde_json::json!({
+                        "error": failure.failure.to_string(),
+                        "call": failure.call_id,
+                    })
+                    .to_string();
+                    failed.push(*failure);
+                    line
+                }
+                Err(e) => return Err(e.into()),
+            };
+            bar.suspend(|| print_lines(std::iter::once(line.as_str())))
+                .context("cannot write the results")?;
+        }
+        bar.finish_and_clear();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            report_failures(&failed, futures.len());
+            Err(Failure::Calls)
+        }
     }
 
     fn inputs(&self, chunk_size: Option<u64>) -> anyhow::Result<Inputs> {
@@ -178,10 +213,15 @@ impl Submit {
             ));
         }
         if let Some(path) = &self.map_file {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("cannot open --map-file {}", path.display()))?;
+            let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("cannot open --map-file {}", path.display()))?;
+                Box::new(std::io::BufReader::new(file))
+            };
             let mut args = Vec::new();
-            for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
+            for (number, line) in reader.lines().enumerate() {
                 let line = line.with_context(|| format!("cannot read {}", path.display()))?;
                 if line.trim().is_empty() {
                     continue;
@@ -224,6 +264,30 @@ impl Submit {
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM; a second signal exits at once.
+async fn interrupted() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted again: exiting now");
+            std::process::exit(130);
+        }
+    });
+}
+
 enum Inputs {
     One(Bytes),
     Many(Vec<Bytes>),
@@ -236,13 +300,13 @@ fn json_bytes(text: &str) -> anyhow::Result<Bytes> {
 
 /// Writes results as JSON lines. A reader that stops early (`| head`) is
 /// not an error: it has what it wanted.
-fn print_lines(outputs: &[Box<RawValue>]) -> std::io::Result<()> {
+fn print_lines<'a>(lines: impl Iterator<Item = &'a str>) -> std::io::Result<()> {
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let written = outputs
-        .iter()
-        .try_for_each(|output| {
-            out.write_all(output.get().as_bytes())?;
+    let mut out = stdout.lock();
+    let mut lines = lines;
+    let written = lines
+        .try_for_each(|line| {
+            out.write_all(line.as_bytes())?;
             out.write_all(b"\n")
         })
         .and_then(|()| out.flush());
