@@ -17,8 +17,6 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use crate::threads;
-
 /// wisp's epoch tick, and its deadline for a 300 s limit in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 const DEADLINE_TICKS: u64 = 60_001;
@@ -27,67 +25,27 @@ const MAX_MEMORY: usize = 4 << 30;
 /// What the memory pipes keep, as wisp keeps 1 MiB of log.
 const PIPE_CAPACITY: usize = 1 << 20;
 
-/// The figures of one run.
-#[derive(Debug, Clone, Copy)]
-pub struct Figures {
-    /// `wasmtime::Module::new` of the module on a fresh engine.
-    pub compile: Duration,
-    /// The calls on as many threads as the executor has workers.
-    pub multi: Duration,
-    /// The calls on one thread.
-    pub single: Duration,
-}
-
-/// Compiles `wasm` on a fresh engine, then makes `calls` no-op calls on
-/// `threads` threads and again on one thread.
-pub fn run(wasm: &[u8], calls: usize, threads: usize, slots: u32) -> Result<Figures> {
-    let engine = engine(slots)?;
-    let ticker = Ticker::start(engine.clone())?;
-    let started = Instant::now();
-    let module =
-        wasmtime::Module::new(&engine, wasm).map_err(wasmtime_error("compile the module"))?;
-    let compile = started.elapsed();
-    let noop = Noop::new(&engine, &module)?;
-    // Warm up: fault in the pool's first slots and the code.
-    for _ in 0..threads * 4 {
-        noop.call()?;
-    }
-    let multi = threads::split(calls, threads, || noop.call())?;
-    let single = threads::split(calls, 1, || noop.call())?;
-    drop(ticker);
-    Ok(Figures {
-        compile,
-        multi,
-        single,
-    })
-}
-
-/// A wasmtime engine configured as `wisp_engine::Engine::new` configures it.
-fn engine(slots: u32) -> Result<wasmtime::Engine> {
-    let mut config = wasmtime::Config::new();
-    config.epoch_interruption(true);
-    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    let mut pool = wasmtime::PoolingAllocationConfig::default();
-    pool.total_core_instances(slots);
-    pool.total_memories(slots);
-    pool.total_tables(slots);
-    pool.total_stacks(slots);
-    pool.total_component_instances(0);
-    pool.max_memory_size(MAX_MEMORY);
-    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-    wasmtime::Engine::new(&config).map_err(wasmtime_error("set up wasmtime"))
-}
-
-/// The `noop` function of the `faults` module, pre-linked.
-struct Noop {
+/// A fresh engine set up as wisp's, with the module compiled and
+/// pre-linked, ready to call `noop`.
+pub struct Bare {
     engine: wasmtime::Engine,
     pre: InstancePre<WasiP1Ctx>,
     initialize: bool,
+    /// How long `wasmtime::Module::new` took.
+    pub compile: Duration,
+    _ticker: Ticker,
 }
 
-impl Noop {
-    fn new(engine: &wasmtime::Engine, module: &wasmtime::Module) -> Result<Self> {
-        let mut linker = Linker::<WasiP1Ctx>::new(engine);
+impl Bare {
+    /// Compiles `wasm` on a fresh engine with `slots` instance slots.
+    pub fn new(wasm: &[u8], slots: u32) -> Result<Self> {
+        let engine = engine(slots)?;
+        let ticker = Ticker::start(engine.clone())?;
+        let started = Instant::now();
+        let module =
+            wasmtime::Module::new(&engine, wasm).map_err(wasmtime_error("compile the module"))?;
+        let compile = started.elapsed();
+        let mut linker = Linker::<WasiP1Ctx>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)
             .map_err(wasmtime_error("link WASI"))?;
         // wisp's one host import; `noop` never panics, so it is never called.
@@ -99,18 +57,20 @@ impl Noop {
             )
             .map_err(wasmtime_error("link the panic import"))?;
         let pre = linker
-            .instantiate_pre(module)
+            .instantiate_pre(&module)
             .map_err(wasmtime_error("link the module"))?;
         Ok(Self {
-            engine: engine.clone(),
+            engine,
             pre,
             initialize: module.get_export("_initialize").is_some(),
+            compile,
+            _ticker: ticker,
         })
     }
 
     /// One call: a store, an instance, `wisp_alloc`, the arguments `null`
     /// written into guest memory, `wisp:fn:noop`, and its output checked.
-    fn call(&self) -> Result<()> {
+    pub fn call(&self) -> Result<()> {
         let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
         let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
         let wasi = WasiCtxBuilder::new()
@@ -159,6 +119,22 @@ impl Noop {
         );
         Ok(())
     }
+}
+
+/// A wasmtime engine configured as `wisp_engine::Engine::new` configures it.
+fn engine(slots: u32) -> Result<wasmtime::Engine> {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_core_instances(slots);
+    pool.total_memories(slots);
+    pool.total_tables(slots);
+    pool.total_stacks(slots);
+    pool.total_component_instances(0);
+    pool.max_memory_size(MAX_MEMORY);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    wasmtime::Engine::new(&config).map_err(wasmtime_error("set up wasmtime"))
 }
 
 /// wasmtime's own error type does not convert into `anyhow` with the

@@ -1,13 +1,14 @@
 //! wisp's benchmark: one program, one table.
 //!
 //! It measures what a call costs through the whole of wisp (a map on the
-//! localhost executor), through wisp's engine alone, and on bare wasmtime
-//! set up the same way, so that the table shows where the per-call time
-//! goes; the cost of a module's first call against a warm one; and the
-//! speed of compute in wisp against the same kernels compiled natively.
+//! localhost executor), through each layer under it alone (the runtime's
+//! worker, local storage, the engine), and on bare wasmtime set up as
+//! wisp's engine, so that the table shows where the per-call time goes;
+//! the cost of a module's first call against a warm one; and the speed of
+//! compute in wisp against the same kernels compiled natively.
 //!
 //! ```text
-//! cargo run -p wisp-bench -- [--calls N] [--runs R]
+//! cargo run -p wisp-bench -- [--calls N] [--runs R] [--storage-dir DIR]
 //! ```
 //!
 //! Each figure is the median over the runs, with the smallest and the
@@ -17,19 +18,22 @@
 mod bare;
 mod client;
 mod engine_loop;
+mod layers;
+mod machine;
 mod native;
 #[path = "../../tests/guests/faults/src/reference.rs"]
 mod reference;
+mod report;
 mod stats;
 mod threads;
+mod worker_loop;
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, ensure};
 use clap::Parser;
 
-use stats::{Row, Unit};
+use machine::{cpu_model, file_system, load_average};
 
 /// Measures wisp's per-call overhead, cold start and compute speed against
 /// bare wasmtime and native code, and prints one Markdown table.
@@ -48,13 +52,16 @@ struct Args {
     /// MiB hashed by the `hash_bytes` kernel.
     #[arg(long, default_value_t = 64)]
     hash_mib: u64,
+    /// Where the local storage of the runs goes (a fresh directory inside
+    /// it, removed at the end). Default: the system's temporary directory.
+    #[arg(long)]
+    storage_dir: Option<PathBuf>,
 }
 
 /// Everything one run measured.
 struct Run {
     client: client::Figures,
-    engine: engine_loop::Figures,
-    bare: bare::Figures,
+    layers: layers::Figures,
     int_loop: native::Kernel<u64>,
     hash_bytes: native::Kernel<String>,
 }
@@ -81,10 +88,18 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let storage_parent = args.storage_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let storage = tempfile::Builder::new()
+        .prefix("wisp-bench-")
+        .tempdir_in(&storage_parent)
+        .with_context(|| format!("cannot create a directory in {}", storage_parent.display()))?;
+    let load_before = load_average();
     let mut runs = Vec::with_capacity(args.runs);
     for run in 1..=args.runs {
         eprintln!("run {run} of {}…", args.runs);
+        let run_dir = storage.path().join(format!("run-{run}"));
         let client = runtime.block_on(client::run(
+            &run_dir.join("executor"),
             &wasm,
             args.calls,
             threads,
@@ -107,204 +122,44 @@ fn main() -> Result<()> {
             client.hash_bytes.value,
             hash_bytes.value
         );
-        let engine = engine_loop::run(&wasm, args.calls, threads, slots, &client.limits)?;
-        let bare = bare::run(&wasm, args.calls, threads, slots)?;
+        let layers = layers::run(
+            &run_dir.join("layers"),
+            &wasm,
+            args.calls,
+            threads,
+            slots,
+            client.limits.clone(),
+            runtime.handle(),
+        )?;
         runs.push(Run {
             client,
-            engine,
-            bare,
+            layers,
             int_loop,
             hash_bytes,
         });
     }
+    let load_after = load_average();
+    eprintln!("removing {}…", storage.path().display());
+    let storage_path = storage.path().to_owned();
+    storage
+        .close()
+        .with_context(|| format!("cannot remove {}", storage_path.display()))?;
 
     println!("## wisp benchmark\n");
     println!("- wisp {}", env!("CARGO_PKG_VERSION"));
     println!("- machine: {threads} cores (nproc), {}", cpu_model());
+    println!(
+        "- local storage in {} ({})",
+        storage_parent.display(),
+        file_system(&storage_parent)
+    );
+    println!("- load average (1, 5, 15 min) before: {load_before}; after: {load_after}");
     println!(
         "- {} no-op calls per throughput figure, {} runs: each figure is the median \
          over the runs, with min and max; ratios are taken within each run",
         args.calls, args.runs
     );
     println!();
-    print!("{}", stats::markdown(&rows(&args, threads), &runs));
+    print!("{}", stats::markdown(&report::rows(&args, threads), &runs));
     Ok(())
-}
-
-fn rows<'a>(args: &Args, threads: usize) -> Vec<Row<'a, Run>> {
-    let n = args.calls as f64;
-    let t = threads as f64;
-    let rate = move |d: Duration| n / d.as_secs_f64();
-    // Thread time per call: the wall time times the threads, over the calls.
-    let per_call = move |d: Duration, threads: f64| d.as_secs_f64() * threads / n * 1e6;
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let secs = |d: Duration| d.as_secs_f64();
-    let (calls, int_n, mib) = (args.calls, args.int_loop, args.hash_mib);
-    vec![
-        section(format!(
-            "Per-call overhead: {calls} no-op calls on {threads} threads"
-        )),
-        figure(
-            format!("wisp `map` + `get_results`, localhost, {threads} workers"),
-            Unit::CallsPerSecond,
-            move |r| rate(r.client.map.wall),
-        ),
-        figure(
-            format!("wisp engine alone, `Engine::call` loop, {threads} threads"),
-            Unit::CallsPerSecond,
-            move |r| rate(r.engine.multi),
-        ),
-        figure(
-            format!("bare wasmtime, instantiate + call, {threads} threads"),
-            Unit::CallsPerSecond,
-            move |r| rate(r.bare.multi),
-        ),
-        figure(
-            "wisp engine alone, 1 thread",
-            Unit::CallsPerSecond,
-            move |r| rate(r.engine.single),
-        ),
-        figure("bare wasmtime, 1 thread", Unit::CallsPerSecond, move |r| {
-            rate(r.bare.single)
-        }),
-        figure(
-            format!("map ÷ bare wasmtime, time per call, {threads} threads (goal ≤ 5)"),
-            Unit::Ratio,
-            |r| ratio(r.client.map.wall, r.bare.multi),
-        ),
-        figure(
-            format!("engine alone ÷ bare wasmtime, {threads} threads"),
-            Unit::Ratio,
-            |r| ratio(r.engine.multi, r.bare.multi),
-        ),
-        figure(
-            format!("map ÷ engine alone, {threads} threads"),
-            Unit::Ratio,
-            |r| ratio(r.client.map.wall, r.engine.multi),
-        ),
-        figure(
-            "engine alone ÷ bare wasmtime, 1 thread",
-            Unit::Ratio,
-            |r| ratio(r.engine.single, r.bare.single),
-        ),
-        section(format!(
-            "Where a map call's time goes: thread time per call (wall × {threads} ÷ {calls})"
-        )),
-        figure("map, all of it", Unit::Micros, move |r| {
-            per_call(r.client.map.wall, t)
-        }),
-        figure(
-            "… inside `Engine::call` on a worker",
-            Unit::Micros,
-            move |r| per_call(r.client.map.engine, 1.0),
-        ),
-        figure(
-            "… recording the outcome (status JSON, file write)",
-            Unit::Micros,
-            move |r| per_call(r.client.map.record, 1.0),
-        ),
-        figure(
-            "… submitting (`map` returning: arguments and job spec stored)",
-            Unit::Micros,
-            move |r| per_call(r.client.map.submit, t),
-        ),
-        figure(
-            "… the rest (queue, tracker, wake-ups, collecting results)",
-            Unit::Micros,
-            move |r| {
-                let m = &r.client.map;
-                per_call(m.wall, t)
-                    - per_call(m.engine, 1.0)
-                    - per_call(m.record, 1.0)
-                    - per_call(m.submit, t)
-            },
-        ),
-        figure("engine alone, all of it", Unit::Micros, move |r| {
-            per_call(r.engine.multi, t)
-        }),
-        figure("bare wasmtime, all of it", Unit::Micros, move |r| {
-            per_call(r.bare.multi, t)
-        }),
-        section("First call of a module vs a warm call (`faults`, `noop`)"),
-        figure(
-            "first: `function_from_bytes` + `call_async` + `get_result`, new executor",
-            Unit::Millis,
-            move |r| ms(r.client.first_call),
-        ),
-        figure(
-            "warm: `call_async` + `get_result` (median of 11 per run)",
-            Unit::Millis,
-            move |r| ms(r.client.warm_call),
-        ),
-        figure("first ÷ warm", Unit::Ratio, |r| {
-            ratio(r.client.first_call, r.client.warm_call)
-        }),
-        figure(
-            "wisp `Engine::load` (compile, manifest, exports, pre-link), new engine",
-            Unit::Millis,
-            move |r| ms(r.engine.load),
-        ),
-        figure(
-            "bare `wasmtime::Module::new`, new engine",
-            Unit::Millis,
-            move |r| ms(r.bare.compile),
-        ),
-        section("Compute against native code (results checked equal)"),
-        figure(
-            format!("`int_loop({int_n})` in wisp, `call_async` + `get_result`"),
-            Unit::Seconds,
-            move |r| secs(r.client.int_loop.time),
-        ),
-        figure(
-            format!("`int_loop({int_n})` native"),
-            Unit::Seconds,
-            move |r| secs(r.int_loop.time),
-        ),
-        figure("int_loop: wisp ÷ native", Unit::Ratio, |r| {
-            ratio(r.client.int_loop.time, r.int_loop.time)
-        }),
-        figure(
-            format!("`hash_bytes({mib})` ({mib} MiB) in wisp, `call_async` + `get_result`"),
-            Unit::Millis,
-            move |r| ms(r.client.hash_bytes.time),
-        ),
-        figure(
-            format!("`hash_bytes({mib})` native"),
-            Unit::Millis,
-            move |r| ms(r.hash_bytes.time),
-        ),
-        figure("hash_bytes: wisp ÷ native", Unit::Ratio, |r| {
-            ratio(r.client.hash_bytes.time, r.hash_bytes.time)
-        }),
-    ]
-}
-
-fn figure<'a>(
-    label: impl Into<String>,
-    unit: Unit,
-    value: impl Fn(&Run) -> f64 + 'a,
-) -> Row<'a, Run> {
-    Row::figure(label, unit, value)
-}
-
-fn section<'a>(title: impl Into<String>) -> Row<'a, Run> {
-    Row::section(title)
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE)
-}
-
-/// The CPU's model name from `/proc/cpuinfo`, or why it is unknown.
-fn cpu_model() -> String {
-    match std::fs::read_to_string("/proc/cpuinfo") {
-        Ok(info) => info
-            .lines()
-            .find_map(|line| {
-                let (key, value) = line.split_once(':')?;
-                (key.trim() == "model name").then(|| value.trim().to_owned())
-            })
-            .unwrap_or_else(|| "CPU model not in /proc/cpuinfo".to_owned()),
-        Err(e) => format!("CPU model unknown (/proc/cpuinfo: {e})"),
-    }
 }

@@ -105,8 +105,13 @@ pub struct Averages {
 
 /// Profiles one chunk.
 #[wisp_guest::function]
-fn stats(chunk: Chunk) -> Stats {
-    profile(&chunk)
+fn stats(chunk: wisp_guest::DataChunk) -> wisp_guest::Result<Stats> {
+    let text = chunk.text()?.into_owned();
+    Ok(profile(&Chunk {
+        source: chunk.source().to_owned(),
+        offset: chunk.offset(),
+        text,
+    }))
 }
 
 /// Merges the profiles of any number of chunks.
@@ -282,6 +287,10 @@ fn averages(s: &Stats) -> Averages {
 mod tests {
     use super::*;
 
+    fn stats_of(chunk: Chunk) -> Stats {
+        profile(&chunk)
+    }
+
     fn chunk(source: &str, offset: u64, text: &str) -> Chunk {
         Chunk {
             source: source.to_owned(),
@@ -292,7 +301,7 @@ mod tests {
 
     #[test]
     fn counts_lines_words_and_sentences() {
-        let s = stats(chunk(
+        let s = stats_of(chunk(
             "a.txt",
             0,
             "To be, or not to be: that is the question.\n\nWhy? \"Go!\" he said.\n",
@@ -309,7 +318,7 @@ mod tests {
 
     #[test]
     fn sentence_ends_are_heuristic_but_consistent() {
-        let n = |text: &str| stats(chunk("", 0, text)).sentences;
+        let n = |text: &str| stats_of(chunk("", 0, text)).sentences;
         assert_eq!(n("Wait... what?! No."), 3);
         assert_eq!(n("3.14 is not 2 sentences"), 0);
         assert_eq!(n("e.g. this"), 1);
@@ -320,7 +329,7 @@ mod tests {
 
     #[test]
     fn counts_letters_and_characters() {
-        let s = stats(chunk("", 0, "Cæsar, AB ab\r\nÉté\n"));
+        let s = stats_of(chunk("", 0, "Cæsar, AB ab\r\nÉté\n"));
         assert_eq!(s.letters[&'a'], 3);
         assert_eq!(s.letters[&'b'], 2);
         assert_eq!(s.letters[&'t'], 1);
@@ -340,7 +349,7 @@ mod tests {
 
     #[test]
     fn empty_text_profiles_as_zero() {
-        let s = stats(chunk("empty.txt", 0, ""));
+        let s = stats_of(chunk("empty.txt", 0, ""));
         assert_eq!((s.lines, s.words, s.characters, s.sentences), (0, 0, 0, 0));
         assert_eq!(s.longest_line, None);
         assert_eq!(s.averages, Averages::default());
@@ -348,7 +357,7 @@ mod tests {
 
     #[test]
     fn the_longest_line_knows_where_it_is() {
-        let s = stats(chunk("b.txt", 1000, "short\na much longer line\nmid\n"));
+        let s = stats_of(chunk("b.txt", 1000, "short\na much longer line\nmid\n"));
         let line = s.longest_line.unwrap();
         assert_eq!(
             (line.source.as_str(), line.offset, line.characters),
@@ -362,12 +371,12 @@ mod tests {
             "Enter Barnardo and Francisco two Centinels.\n\n  Barnardo. Who's there?\n",
             "Fran. Nay answer me: Stand & vnfold\nyour selfe\n\n   Bar. Long liue the King\n",
         );
-        let whole = stats(chunk("hamlet.txt", 0, text));
+        let whole = stats_of(chunk("hamlet.txt", 0, text));
         let mut parts = Vec::new();
         let mut offset = 0;
         for piece in text.split_inclusive('\n').collect::<Vec<_>>().chunks(3) {
             let piece = piece.concat();
-            parts.push(stats(chunk("hamlet.txt", offset, &piece)));
+            parts.push(stats_of(chunk("hamlet.txt", offset, &piece)));
             offset += piece.len() as u64;
         }
         assert!(parts.len() > 1);
@@ -379,9 +388,9 @@ mod tests {
 
     #[test]
     fn merging_counts_sources_and_computes_averages() {
-        let a = stats(chunk("a.txt", 0, "One two. Three four.\n"));
-        let b1 = stats(chunk("b.txt", 0, "Five six seven eight.\n"));
-        let b2 = stats(chunk("b.txt", 22, "\n"));
+        let a = stats_of(chunk("a.txt", 0, "One two. Three four.\n"));
+        let b1 = stats_of(chunk("b.txt", 0, "Five six seven eight.\n"));
+        let b2 = stats_of(chunk("b.txt", 22, "\n"));
         let m = merge_stats(vec![a, b1, b2]);
         assert_eq!(
             (m.sources, m.chunks, m.lines, m.words, m.sentences),
@@ -397,8 +406,8 @@ mod tests {
 
     #[test]
     fn ties_are_broken_the_same_way_in_any_order() {
-        let a = stats(chunk("a.txt", 0, "same\n"));
-        let b = stats(chunk("b.txt", 0, "mesa\n"));
+        let a = stats_of(chunk("a.txt", 0, "same\n"));
+        let b = stats_of(chunk("b.txt", 0, "mesa\n"));
         let ab = merge_stats(vec![a.clone(), b.clone()]);
         let ba = merge_stats(vec![b, a]);
         assert_eq!(ab, ba);
@@ -408,7 +417,7 @@ mod tests {
 
     #[test]
     fn stats_round_trip_through_json() {
-        let s = merge_stats(vec![stats(chunk("a.txt", 0, "Zebra æ.\n"))]);
+        let s = merge_stats(vec![stats_of(chunk("a.txt", 0, "Zebra æ.\n"))]);
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains(r#""z":1"#), "{json}");
         let back: Stats = serde_json::from_str(&json).unwrap();

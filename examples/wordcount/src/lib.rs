@@ -27,19 +27,6 @@ use serde::{Deserialize, Serialize};
 /// How many of the most frequent words the summary lists.
 pub const TOP: usize = 10;
 
-/// One chunk of a data file, as wisp hands it to a mapped function.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Chunk {
-    /// The file (or storage key) that the chunk was cut from.
-    #[serde(default)]
-    pub source: String,
-    /// Byte offset of the chunk's first byte in that file.
-    #[serde(default)]
-    pub offset: u64,
-    /// The chunk's text: whole lines.
-    pub text: String,
-}
-
 /// The merged result: the summary fields come first, so that the start of
 /// the JSON output is readable on its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,10 +42,11 @@ pub struct WordCounts {
     pub counts: BTreeMap<String, u64>,
 }
 
-/// Counts the words of one chunk.
+/// Counts the words of one chunk: text cut from a local file, or a part of
+/// an object that the call reads from storage.
 #[wisp_guest::function]
-fn count_words(chunk: Chunk) -> BTreeMap<String, u64> {
-    count(&chunk.text)
+fn count_words(chunk: wisp_guest::DataChunk) -> wisp_guest::Result<BTreeMap<String, u64>> {
+    Ok(count(&chunk.text()?))
 }
 
 /// Adds up the counts of all chunks and summarises them.
@@ -274,13 +262,13 @@ mod tests {
 
     #[test]
     fn counts_a_chunk() {
-        let chunk: Chunk = serde_json::from_str(
+        let chunk: wisp_guest::DataChunk = serde_json::from_str(
             r#"{"source": "a.txt", "offset": 0,
                 "text": "To be, or not to be:\nthat is the question.\n"}"#,
         )
         .unwrap();
         assert_eq!(
-            count_words(chunk),
+            count_words(chunk).unwrap(),
             counts(&[
                 ("be", 2),
                 ("is", 1),
@@ -296,8 +284,8 @@ mod tests {
 
     #[test]
     fn a_chunk_needs_only_its_text() {
-        let chunk: Chunk = serde_json::from_str(r#"{"text": "x y"}"#).unwrap();
-        assert_eq!((chunk.source.as_str(), chunk.offset), ("", 0));
+        let chunk: wisp_guest::DataChunk = serde_json::from_str(r#"{"text": "x y"}"#).unwrap();
+        assert_eq!((chunk.source(), chunk.offset()), ("", 0));
     }
 
     #[test]

@@ -115,12 +115,14 @@ mod json;
 mod output;
 mod panic;
 mod shim;
+pub mod storage;
 
 pub use error::{Error, Result};
 #[cfg(any(target_arch = "wasm32", doc))]
 pub use exports::wisp_alloc;
 pub use serde;
 pub use serde_json;
+pub use storage::{DataChunk, ObjectPart};
 pub use wisp_guest_macros::function;
 
 /// The runtime side of the code that `#[function]` generates. Not a public

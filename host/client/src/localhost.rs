@@ -3,17 +3,19 @@
 //! Each thread takes one call at a time from a shared queue, so a slow call
 //! never holds back the others. The threads speak the job protocol like
 //! any worker: they fetch the job's module through the worker (a cache hit,
-//! since the client compiled it) and write every outcome to storage; they
-//! also hand the outcome straight to the job's tracker, so the client never
-//! has to poll storage to learn it.
+//! since the client compiled it) and write every outcome to storage, a few
+//! dozen calls per object; then they hand the outcomes straight to the
+//! job's tracker, so the client never has to poll storage to learn them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender};
-use wisp_runtime::{CallInput, Failure, Worker};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use wisp_runtime::{CallInput, CallStatus, Failure, Worker};
 
 use crate::tracker::JobTracker;
 
@@ -91,8 +93,28 @@ impl Drop for LocalhostBackend {
     }
 }
 
+/// At most this many finished calls wait to be recorded together...
+const RECORD_BATCH: usize = 64;
+/// ...and for at most this long.
+const RECORD_DELAY: Duration = Duration::from_millis(20);
+
 fn serve(worker: &Worker, tasks: &Receiver<Task>) {
-    while let Ok(Task { job, index }) = tasks.recv() {
+    let mut finished = Finished::default();
+    loop {
+        // Block for work only when nothing waits to be recorded; otherwise
+        // record first, so that an idle worker never sits on outcomes.
+        let task = match tasks.try_recv() {
+            Ok(task) => task,
+            Err(TryRecvError::Empty) => {
+                finished.record(worker);
+                match tasks.recv() {
+                    Ok(task) => task,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        let Task { job, index } = task;
         if job.cancelled.load(Ordering::Relaxed) {
             continue;
         }
@@ -104,7 +126,7 @@ fn serve(worker: &Worker, tasks: &Receiver<Task>) {
                     index,
                     args: job.args[index as usize].clone(),
                 };
-                worker.run_call(&tracker.spec, &module, &input)
+                worker.execute(&tracker.spec, &module, &input)
             }
             Err(e) => worker.fail_call(
                 &tracker.spec,
@@ -114,6 +136,48 @@ fn serve(worker: &Worker, tasks: &Receiver<Task>) {
                 },
             ),
         };
-        tracker.complete(index, status);
+        finished.push(job.clone(), index, status);
+        if finished.is_due() {
+            finished.record(worker);
+        }
+    }
+    finished.record(worker);
+}
+
+/// Outcomes of one worker that are not recorded yet.
+#[derive(Default)]
+struct Finished {
+    calls: Vec<(Arc<JobRun>, u32, CallStatus)>,
+    since: Option<Instant>,
+}
+
+impl Finished {
+    fn push(&mut self, job: Arc<JobRun>, index: u32, status: CallStatus) {
+        self.since.get_or_insert_with(Instant::now);
+        self.calls.push((job, index, status));
+    }
+
+    fn is_due(&self) -> bool {
+        self.calls.len() >= RECORD_BATCH || self.since.is_some_and(|t| t.elapsed() >= RECORD_DELAY)
+    }
+
+    /// Writes the statuses, one object per job, then hands them to the
+    /// trackers: a client learns an outcome only once it is in storage.
+    fn record(&mut self, worker: &Worker) {
+        self.since = None;
+        let mut calls = std::mem::take(&mut self.calls);
+        while !calls.is_empty() {
+            let job = calls[0].0.clone();
+            let (same, rest): (Vec<_>, Vec<_>) =
+                calls.into_iter().partition(|(j, ..)| Arc::ptr_eq(j, &job));
+            calls = rest;
+            let (indices, statuses): (Vec<u32>, Vec<CallStatus>) = same
+                .into_iter()
+                .map(|(_, index, status)| (index, status))
+                .unzip();
+            for (index, status) in indices.into_iter().zip(worker.record(statuses)) {
+                job.tracker.complete(index, status);
+            }
+        }
     }
 }

@@ -6,9 +6,11 @@
 //! back; any worker that speaks it (the in-process pool of the localhost
 //! backend, an action in the runtime image) can run them.
 
+mod guest_storage;
 pub mod protocol;
 mod worker;
 
+pub use guest_storage::BucketStorage;
 pub use protocol::{CallStatus, Failure, JobSpec, Outcome, Timings};
 pub use worker::{CallInput, Worker, WorkerError};
 

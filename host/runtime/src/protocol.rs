@@ -7,13 +7,17 @@
 //! wisp/jobs/<job>/job.json              the job spec (JobSpec)
 //! wisp/jobs/<job>/args.jsonl            the calls' arguments, one JSON per line
 //! wisp/jobs/<job>/output/<call>.json    a call's result, when too large to inline
-//! wisp/jobs/<job>/status/<call>.json    a call's status (CallStatus)
+//! wisp/jobs/<job>/status/<call>-<tag>.jsonl  statuses (CallStatus), one per line
 //! ```
 //!
-//! A status is the last thing written for a call, in one atomic write: a
-//! status that exists means everything it points to is complete. Small
+//! A status is the last thing written for a call, atomically: a status that
+//! exists means everything it points to is complete. A worker records the
+//! calls it has just finished together, so one status object holds the
+//! statuses of one or more calls of a job, and is named after the first of
+//! them plus a random tag. Readers take every line of every object under
+//! `status/`; a call reported twice (a retried batch) counts once. Small
 //! results and the call's log travel inside the status, so most calls cost
-//! one write.
+//! a fraction of one write.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -50,9 +54,27 @@ pub fn args_key(job_id: &str) -> String {
     format!("{ROOT}/jobs/{job_id}/args.jsonl")
 }
 
-/// The key of a call's status.
-pub fn status_key(job_id: &str, call_id: &str) -> String {
-    format!("{ROOT}/jobs/{job_id}/status/{call_id}.json")
+/// The key of a status object whose first call is `call_id`.
+pub fn status_key(job_id: &str, call_id: &str, tag: &str) -> String {
+    format!("{ROOT}/jobs/{job_id}/status/{call_id}-{tag}.jsonl")
+}
+
+/// The prefix of a job's status objects.
+pub fn status_prefix(job_id: &str) -> String {
+    format!("{ROOT}/jobs/{job_id}/status/")
+}
+
+/// Reads the statuses in a status object.
+///
+/// # Errors
+///
+/// When a line is not a status.
+pub fn parse_statuses(object: &[u8]) -> Result<Vec<CallStatus>, serde_json::Error> {
+    object
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.trim_ascii().is_empty())
+        .map(serde_json::from_slice)
+        .collect()
 }
 
 /// The key of a call's result, when it is not inline.
@@ -197,7 +219,11 @@ mod tests {
     fn keys_are_laid_out_under_the_job() {
         assert_eq!(call_id(7), "00007");
         assert_eq!(call_id(123_456), "123456");
-        assert_eq!(status_key("j1", "00007"), "wisp/jobs/j1/status/00007.json");
+        assert_eq!(
+            status_key("j1", "00007", "ab"),
+            "wisp/jobs/j1/status/00007-ab.jsonl"
+        );
+        assert!(status_key("j1", "00007", "ab").starts_with(&status_prefix("j1")));
         assert!(output_key("j1", "00007").starts_with(&job_prefix("j1")));
         assert!(args_key("j1").starts_with(&job_prefix("j1")));
         assert!(job_prefix("j1").starts_with(&jobs_prefix()));

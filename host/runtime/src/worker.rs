@@ -50,13 +50,13 @@ pub enum WorkerError {
 
 /// Runs calls and records their outcomes. Its methods block: use it from
 /// plain threads, never from a thread that drives an async runtime.
-#[derive(Debug)]
 pub struct Worker {
     engine: Arc<Engine>,
     storage: Arc<dyn Storage>,
     bucket: String,
     runtime: Handle,
     name: String,
+    guest_storage: wisp_engine::SharedStorage,
 }
 
 impl Worker {
@@ -69,12 +69,19 @@ impl Worker {
         runtime: Handle,
         name: impl Into<String>,
     ) -> Self {
+        let bucket = bucket.into();
+        let guest_storage = Arc::new(crate::BucketStorage::new(
+            storage.clone(),
+            bucket.clone(),
+            runtime.clone(),
+        ));
         Self {
             engine,
             storage,
-            bucket: bucket.into(),
+            bucket,
             runtime,
             name: name.into(),
+            guest_storage,
         }
     }
 
@@ -115,10 +122,22 @@ impl Worker {
     /// Runs one call and records its outcome: the result first when it is
     /// too large to inline, then the status, last and atomically.
     pub fn run_call(&self, job: &JobSpec, module: &Module, call: &CallInput) -> CallStatus {
+        let status = self.execute(job, module, call);
+        self.record(vec![status]).remove(0)
+    }
+
+    /// Runs one call and stores its result if it is too large to inline,
+    /// but does not record its status: [`record`](Self::record) does, for
+    /// several calls at once.
+    pub fn execute(&self, job: &JobSpec, module: &Module, call: &CallInput) -> CallStatus {
         let worker_start_us = now_us();
-        let outcome = self
-            .engine
-            .call(module, &job.function, &call.args, &job.limits());
+        let outcome = self.engine.call_with_storage(
+            module,
+            &job.function,
+            &call.args,
+            &job.limits(),
+            self.guest_storage.clone(),
+        );
         let timings = Timings {
             submitted_us: job.submitted_us,
             worker_start_us,
@@ -139,13 +158,13 @@ impl Worker {
             worker: self.name.clone(),
         };
         match outcome.result {
-            Ok(output) => self.record_success(status, output),
-            Err(error) => self.record(status.failed(Failure::Call(error))),
+            Ok(output) => self.store_output(status, output),
+            Err(error) => status.failed(Failure::Call(error)),
         }
     }
 
-    /// Records that a call could not run at all, for example because its
-    /// module did not load.
+    /// The status of a call that could not run at all, for example because
+    /// its module did not load; [`record`](Self::record) it like any other.
     pub fn fail_call(&self, job: &JobSpec, index: u32, failure: Failure) -> CallStatus {
         let now = now_us();
         let status = CallStatus {
@@ -166,59 +185,84 @@ impl Worker {
             },
             worker: self.name.clone(),
         };
-        self.record(status.failed(failure))
+        status.failed(failure)
     }
 
-    fn record_success(&self, mut status: CallStatus, output: Vec<u8>) -> CallStatus {
+    fn store_output(&self, mut status: CallStatus, output: Vec<u8>) -> CallStatus {
         status.output_size = output.len() as u64;
         if output.len() <= protocol::INLINE_OUTPUT_LIMIT {
             // The engine checked that the output is JSON.
             match String::from_utf8(output).map(RawValue::from_string) {
                 Ok(Ok(raw)) => status.output = Some(raw),
                 _ => {
-                    return self.record(status.failed(Failure::Call(
-                        wisp_engine::CallError::InvalidOutput {
-                            message: "the result is not UTF-8 JSON".to_owned(),
-                        },
-                    )));
+                    return status.failed(Failure::Call(wisp_engine::CallError::InvalidOutput {
+                        message: "the result is not UTF-8 JSON".to_owned(),
+                    }));
                 }
             }
         } else {
             let key = protocol::output_key(&status.job_id, &status.call_id);
             let put = self.storage.put(&self.bucket, &key, Bytes::from(output));
             if let Err(e) = self.runtime.block_on(put) {
-                return self.record(status.failed(Failure::Storage {
+                return status.failed(Failure::Storage {
                     message: e.to_string(),
-                }));
+                });
             }
             status.output_key = Some(key);
         }
-        self.record(status)
+        status
     }
 
-    /// Writes the status. If even that fails the status is still returned,
-    /// so that an in-process client learns the outcome; the failure is
-    /// logged.
-    fn record(&self, mut status: CallStatus) -> CallStatus {
-        status.timings.done_us = now_us();
-        let key = protocol::status_key(&status.job_id, &status.call_id);
-        let body = match serde_json::to_vec(&status) {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::error!(job = %status.job_id, call = %status.call_id, "cannot encode status: {e}");
-                return status;
-            }
+    /// Writes the statuses of calls of one job as one object, last and
+    /// atomically, and returns them. One write for many calls is what keeps
+    /// a map of thousands of tiny calls from being a file system benchmark.
+    /// If the write fails the statuses are still returned, each turned into
+    /// a storage failure, so that an in-process client learns what happened.
+    pub fn record(&self, mut statuses: Vec<CallStatus>) -> Vec<CallStatus> {
+        let Some(first) = statuses.first() else {
+            return statuses;
         };
-        if let Err(e) =
-            self.runtime
-                .block_on(self.storage.put(&self.bucket, &key, Bytes::from(body)))
-        {
-            tracing::error!(job = %status.job_id, call = %status.call_id, "cannot write status: {e}");
-            return status.failed(Failure::Storage {
-                message: format!("the outcome could not be recorded: {e}"),
-            });
+        let key = protocol::status_key(
+            &first.job_id,
+            &first.call_id,
+            &format!("{:08x}", fastrand::u32(..)),
+        );
+        let done_us = now_us();
+        let mut body = Vec::new();
+        for status in &mut statuses {
+            status.timings.done_us = done_us;
+            if let Err(e) = serde_json::to_writer(&mut body, status) {
+                tracing::error!(job = %status.job_id, call = %status.call_id, "cannot encode status: {e}");
+            }
+            body.push(b'\n');
         }
-        status
+        match self
+            .runtime
+            .block_on(self.storage.put(&self.bucket, &key, Bytes::from(body)))
+        {
+            Ok(()) => statuses,
+            Err(e) => {
+                tracing::error!(%key, "cannot write statuses: {e}");
+                statuses
+                    .into_iter()
+                    .map(|status| {
+                        status.failed(Failure::Storage {
+                            message: format!("the outcome could not be recorded: {e}"),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("name", &self.name)
+            .field("bucket", &self.bucket)
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
     }
 }
 

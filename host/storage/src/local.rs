@@ -23,7 +23,7 @@ use std::time::UNIX_EPOCH;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{ObjectMeta, Result, Storage, StorageError, validate_bucket, validate_key};
+use crate::{ObjectMeta, Progress, Result, Storage, StorageError, validate_bucket, validate_key};
 
 /// Object storage in a local directory.
 #[derive(Debug, Clone)]
@@ -76,6 +76,49 @@ impl LocalStorage {
         }
         Ok(path)
     }
+
+    /// Writes an object through `write` into a temporary file that is then
+    /// renamed into place.
+    fn write_atomically(
+        &self,
+        bucket: &str,
+        key: &str,
+        write: impl FnOnce(&mut fs::File) -> io::Result<()>,
+    ) -> Result<()> {
+        let path = self.object_path(bucket, key)?;
+        let parent = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(parent).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotADirectory
+                || source.kind() == io::ErrorKind::AlreadyExists
+            {
+                StorageError::InvalidKey {
+                    key: key.to_owned(),
+                    reason: "a prefix of it is already an object, and local storage \
+                             cannot hold both `a` and `a/b`"
+                        .to_owned(),
+                }
+            } else {
+                io_error("write", key)(source)
+            }
+        })?;
+        if path.is_dir() {
+            return Err(StorageError::InvalidKey {
+                key: key.to_owned(),
+                reason: "other objects have it as their prefix, and local storage \
+                         cannot hold both `a` and `a/b`"
+                    .to_owned(),
+            });
+        }
+        let temp = parent.join(format!(".wisp-tmp-{:016x}", fastrand::u64(..)));
+        let written = fs::File::create(&temp)
+            .and_then(|mut file| write(&mut file))
+            .and_then(|()| fs::rename(&temp, &path));
+        if let Err(source) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error("write", key)(source));
+        }
+        Ok(())
+    }
 }
 
 fn io_error(
@@ -118,40 +161,75 @@ impl Storage for LocalStorage {
         fs::create_dir_all(&dir).map_err(io_error("create bucket", bucket))
     }
 
-    async fn put(&self, bucket: &str, key: &str, data: Bytes) -> Result<()> {
-        let path = self.object_path(bucket, key)?;
-        let parent = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(parent).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotADirectory
-                || source.kind() == io::ErrorKind::AlreadyExists
-            {
-                StorageError::InvalidKey {
-                    key: key.to_owned(),
-                    reason: "a prefix of it is already an object, and local storage \
-                             cannot hold both `a` and `a/b`"
-                        .to_owned(),
-                }
-            } else {
-                io_error("write", key)(source)
+    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        let dir = self.existing_bucket(bucket)?;
+        match fs::remove_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                Err(StorageError::BucketNotEmpty {
+                    bucket: bucket.to_owned(),
+                })
             }
-        })?;
-        if path.is_dir() {
-            return Err(StorageError::InvalidKey {
-                key: key.to_owned(),
-                reason: "other objects have it as their prefix, and local storage \
-                         cannot hold both `a` and `a/b`"
-                    .to_owned(),
-            });
+            Err(e) => Err(io_error("delete bucket", bucket)(e)),
         }
-        let temp = parent.join(format!(".wisp-tmp-{:016x}", fastrand::u64(..)));
-        let written = fs::File::create(&temp)
-            .and_then(|mut file| file.write_all(&data))
-            .and_then(|()| fs::rename(&temp, &path));
-        if let Err(source) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(io_error("write", key)(source));
+    }
+
+    async fn put(&self, bucket: &str, key: &str, data: Bytes) -> Result<()> {
+        self.write_atomically(bucket, key, |file| file.write_all(&data))
+    }
+
+    async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        progress: Option<Progress<'_>>,
+    ) -> Result<u64> {
+        let read_error = io_error("read", path.display());
+        let mut source = fs::File::open(path).map_err(io_error("read", path.display()))?;
+        let total = source
+            .metadata()
+            .map_err(io_error("read", path.display()))?
+            .len();
+        let mut size = 0;
+        let mut failed_read = None;
+        let written = self.write_atomically(bucket, key, |file| {
+            let mut buffer = vec![0; 1 << 20];
+            loop {
+                let n = match source.read(&mut buffer) {
+                    Ok(0) if size == total => return Ok(()),
+                    Ok(0) => {
+                        failed_read = Some(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the file changed size during the upload",
+                        ));
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let kind = e.kind();
+                        failed_read = Some(e);
+                        return Err(kind.into());
+                    }
+                };
+                file.write_all(&buffer[..n])?;
+                size += n as u64;
+                if let Some(progress) = progress {
+                    progress(size, total.max(size));
+                }
+            }
+        });
+        if let Some(e) = failed_read {
+            return Err(read_error(e));
         }
-        Ok(())
+        written?;
+        if size == 0
+            && let Some(progress) = progress
+        {
+            progress(0, 0);
+        }
+        Ok(size)
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Bytes> {
@@ -166,7 +244,13 @@ impl Storage for LocalStorage {
         }
     }
 
-    async fn get_range(&self, bucket: &str, key: &str, range: Range<u64>) -> Result<Bytes> {
+    async fn get_range_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes> {
         let path = self.object_path(bucket, key)?;
         let not_found = || StorageError::NotFound {
             bucket: bucket.to_owned(),
@@ -177,9 +261,22 @@ impl Storage for LocalStorage {
             Err(e) if is_missing(&e) => return Err(not_found()),
             Err(e) => return Err(io_error("read", key)(e)),
         };
-        let size = file.metadata().map_err(io_error("read", key))?.len();
-        if path.is_dir() {
+        let metadata = file.metadata().map_err(io_error("read", key))?;
+        if metadata.is_dir() {
             return Err(not_found());
+        }
+        let size = metadata.len();
+        if let Some(expected) = etag.filter(|etag| !etag.is_empty()) {
+            // The open file is the object that will be read, even if it is
+            // replaced meanwhile, so its ETag is the one to check.
+            let actual = meta(key.to_owned(), &metadata).etag;
+            if actual != expected {
+                return Err(StorageError::Changed {
+                    key: key.to_owned(),
+                    expected: expected.to_owned(),
+                    actual,
+                });
+            }
         }
         if range.start > range.end || (range.start >= size && !(range.start == 0 && size == 0)) {
             return Err(StorageError::InvalidRange {
