@@ -15,6 +15,13 @@
 //!   runtime_timeout: 300      # seconds per call
 //!   storage_dir: ~/.wisp/storage
 //!   storage_bucket: wisp-data
+//! minio:                      # also aws_s3 and ceph, with the same keys
+//!   endpoint: http://127.0.0.1:9000
+//!   access_key_id: minioadmin       # default: AWS_ACCESS_KEY_ID
+//!   secret_access_key: minioadmin   # default: AWS_SECRET_ACCESS_KEY
+//!   storage_bucket: wisp-data
+//!   region: us-east-1
+//!   create_bucket: false      # create the bucket when it is missing
 //! ```
 //!
 //! Each key can be overridden by an environment variable: `WISP_BACKEND`,
@@ -107,6 +114,12 @@ pub struct Config {
     pub storage_dir: PathBuf,
     /// The bucket that holds wisp's objects.
     pub storage_bucket: String,
+    /// The `minio` section.
+    pub minio: Option<S3Section>,
+    /// The `aws_s3` section.
+    pub aws_s3: Option<S3Section>,
+    /// The `ceph` section.
+    pub ceph: Option<S3Section>,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -135,6 +148,9 @@ impl Default for Config {
             runtime_timeout: Duration::from_secs(DEFAULT_RUNTIME_TIMEOUT),
             storage_dir: home().join(".wisp").join("storage"),
             storage_bucket: DEFAULT_BUCKET.to_owned(),
+            minio: None,
+            aws_s3: None,
+            ceph: None,
             source: None,
         }
     }
@@ -193,13 +209,53 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    rename = "wisp config (a mapping of sections: wisp, localhost)"
+    rename = "wisp config (a mapping of sections: wisp, localhost, minio, aws_s3, ceph)"
 )]
 struct File {
     #[serde(default)]
     wisp: WispSection,
     #[serde(default)]
     localhost: LocalhostSection,
+    minio: Option<S3Section>,
+    aws_s3: Option<S3Section>,
+    ceph: Option<S3Section>,
+}
+
+/// The `minio`, `aws_s3` and `ceph` sections: one S3 client serves all
+/// three.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Section {
+    /// The service's URL; AWS S3 needs none.
+    pub endpoint: Option<String>,
+    /// The region. Default: `AWS_REGION`, or us-east-1.
+    pub region: Option<String>,
+    /// The access key id. Default: `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<String>,
+    /// The secret key. Default: `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<String>,
+    /// A session token, for temporary credentials.
+    pub session_token: Option<String>,
+    /// The bucket that holds wisp's objects and that functions may reach.
+    pub storage_bucket: Option<String>,
+    /// Create the bucket if it does not exist. Default: false.
+    #[serde(default)]
+    pub create_bucket: bool,
+}
+
+impl fmt::Debug for S3Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked = |secret: &Option<String>| secret.as_ref().map(|_| "********");
+        f.debug_struct("S3Section")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &masked(&self.secret_access_key))
+            .field("session_token", &masked(&self.session_token))
+            .field("storage_bucket", &self.storage_bucket)
+            .field("create_bucket", &self.create_bucket)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +277,27 @@ struct LocalhostSection {
 }
 
 impl Config {
+    /// The section of the selected S3 storage, if S3 storage is selected
+    /// (an empty one if the file has none: credentials may come from the
+    /// environment).
+    pub fn s3_section(&self) -> Option<S3Section> {
+        let section = match self.storage {
+            StorageKind::Localhost => return None,
+            StorageKind::Minio => &self.minio,
+            StorageKind::AwsS3 => &self.aws_s3,
+            StorageKind::Ceph => &self.ceph,
+        };
+        Some(section.clone().unwrap_or_default())
+    }
+
+    /// The bucket that holds wisp's objects: the S3 section's
+    /// `storage_bucket` for S3 storage, else `localhost.storage_bucket`.
+    pub fn bucket(&self) -> String {
+        self.s3_section()
+            .and_then(|s| s.storage_bucket)
+            .unwrap_or_else(|| self.storage_bucket.clone())
+    }
+
     /// Loads the configuration: the file named by `WISP_CONFIG`, else
     /// `~/.wisp/config.yaml` if it exists, else the defaults; then the
     /// environment overrides.
@@ -297,6 +374,9 @@ impl Config {
             config.storage_dir = expand_home(&dir);
         }
         config.storage_bucket = local.storage_bucket.unwrap_or(config.storage_bucket);
+        config.minio = file.minio;
+        config.aws_s3 = file.aws_s3;
+        config.ceph = file.ceph;
         Ok(config)
     }
 
@@ -407,7 +487,7 @@ impl Config {
                 expected: format!("from 1 to {} seconds", TIMEOUT_RANGE.end()),
             });
         }
-        wisp_storage::validate_bucket(&self.storage_bucket).map_err(|e| ConfigError::Value {
+        wisp_storage::validate_bucket(&self.bucket()).map_err(|e| ConfigError::Value {
             key: "storage_bucket",
             place: place(),
             expected: e.to_string(),

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use tokio::sync::watch;
 use wisp_engine::{CallLimits, Digest, Engine, EngineConfig, Manifest, Module};
 use wisp_runtime::{CallStatus, JobSpec, Timings, Worker, protocol};
-use wisp_storage::{LocalStorage, Storage};
+use wisp_storage::Storage;
 
 use crate::config::{BackendKind, Config, StorageKind};
 use crate::localhost::{JobRun, LocalhostBackend};
@@ -191,9 +191,16 @@ pub struct ExecutorBuilder {
     workers: Option<usize>,
     storage_dir: Option<PathBuf>,
     keep_job_data: Option<bool>,
+    storage: Option<StorageKind>,
 }
 
 impl ExecutorBuilder {
+    /// Uses this storage instead of the configured one.
+    pub fn storage(&mut self, storage: StorageKind) -> &mut Self {
+        self.storage = Some(storage);
+        self
+    }
+
     /// Uses this configuration instead of loading it.
     pub fn config(&mut self, config: Config) -> &mut Self {
         self.config = Some(config);
@@ -256,6 +263,9 @@ impl ExecutorBuilder {
         if let Some(keep) = self.keep_job_data {
             config.data_cleaner = !keep;
         }
+        if let Some(storage) = self.storage {
+            config.storage = storage;
+        }
         config.check()?;
         FunctionExecutor::start(config).await
     }
@@ -279,6 +289,7 @@ impl ExecutorBuilder {
 /// ```
 pub struct FunctionExecutor {
     config: Config,
+    bucket: String,
     storage: Arc<dyn Storage>,
     engine: Arc<Engine>,
     backend: LocalhostBackend,
@@ -312,6 +323,7 @@ impl FunctionExecutor {
             workers: None,
             storage_dir: None,
             keep_job_data: None,
+            storage: None,
         }
     }
 
@@ -323,15 +335,8 @@ impl FunctionExecutor {
                 config.backend
             )));
         }
-        if config.storage != StorageKind::Localhost {
-            return Err(Error::Unsupported(format!(
-                "{} storage is not part of this release yet; use local storage \
-                 (`wisp.storage: localhost` in the config, or WISP_STORAGE=localhost)",
-                config.storage
-            )));
-        }
-        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(&config.storage_dir));
-        storage.create_bucket(&config.storage_bucket).await?;
+        let storage = crate::storage::open(&config).await?;
+        let bucket = config.bucket();
         let engine = Arc::new(Engine::new(EngineConfig {
             instance_slots: (config.workers as u32).saturating_mul(2).max(8),
             ..EngineConfig::default()
@@ -344,7 +349,7 @@ impl FunctionExecutor {
         let worker = Arc::new(Worker::new(
             engine.clone(),
             storage.clone(),
-            config.storage_bucket.clone(),
+            bucket.clone(),
             tokio::runtime::Handle::current(),
             format!("localhost:{}", std::process::id()),
         ));
@@ -353,6 +358,7 @@ impl FunctionExecutor {
         tracing::debug!(%executor_id, storage = %storage.describe(), workers = config.workers, "executor started");
         Ok(Self {
             config,
+            bucket,
             storage,
             engine,
             backend,
@@ -374,6 +380,11 @@ impl FunctionExecutor {
     /// This executor's id, the prefix of its jobs' ids.
     pub fn id(&self) -> &str {
         &self.executor_id
+    }
+
+    /// The bucket the executor keeps jobs in, and that functions may reach.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
     }
 
     /// The storage the executor keeps jobs in.
@@ -578,7 +589,7 @@ impl FunctionExecutor {
             wisp_version: env!("CARGO_PKG_VERSION").to_owned(),
             abi: manifest.abi,
         });
-        let bucket = &self.config.storage_bucket;
+        let bucket = &self.bucket;
         let spec_json =
             serde_json::to_vec_pretty(&*spec).map_err(|e| Error::Unsupported(e.to_string()))?;
         self.storage
@@ -634,7 +645,7 @@ impl FunctionExecutor {
         {
             return Ok(());
         }
-        let bucket = &self.config.storage_bucket;
+        let bucket = &self.bucket;
         let key = protocol::module_key(&digest);
         // A module already stored is checked once per executor: an object
         // that no longer matches its name is replaced, not trusted.
@@ -798,7 +809,7 @@ impl FunctionExecutor {
             return Ok(output.clone());
         }
         let key = status.output_key.as_deref().unwrap_or_default();
-        let bytes = self.storage.get(&self.config.storage_bucket, key).await?;
+        let bytes = self.storage.get(&self.bucket, key).await?;
         let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::Decode {
             job_id: status.job_id.clone(),
             call_id: status.call_id.clone(),
@@ -851,7 +862,7 @@ impl FunctionExecutor {
             for job in self.jobs() {
                 let removed = self
                     .storage
-                    .delete_prefix(&self.config.storage_bucket, &protocol::job_prefix(&job))
+                    .delete_prefix(&self.bucket, &protocol::job_prefix(&job))
                     .await?;
                 tracing::debug!(%job, removed, "removed job data");
             }

@@ -26,6 +26,7 @@ pub mod config;
 mod executor;
 mod localhost;
 pub mod partition;
+pub mod storage;
 mod tracker;
 
 use std::fmt::Write as _;

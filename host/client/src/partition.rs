@@ -65,6 +65,138 @@ pub struct TextChunk {
     pub text: String,
 }
 
+/// How to cut data into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunking {
+    /// Chunks of about this many bytes.
+    Size(u64),
+    /// This many chunks per file or object, of about equal size.
+    Count(u64),
+}
+
+impl Chunking {
+    /// The chunk size for a file or object of `size` bytes.
+    fn size_for(self, size: u64) -> u64 {
+        match self {
+            Self::Size(bytes) => bytes.max(1),
+            Self::Count(count) => size.div_ceil(count.max(1)).max(1),
+        }
+    }
+}
+
+/// A byte range of an object in storage, as a call receives it: the call
+/// reads it with `ObjectPart::read` of `wisp-guest`. The ETag makes a read
+/// fail if the object changes while the job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectPart {
+    /// The object's key.
+    pub key: String,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// The object's ETag when it was partitioned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// A `s3://bucket/prefix` location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageUrl {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix (possibly empty).
+    pub prefix: String,
+}
+
+impl StorageUrl {
+    /// Parses `s3://bucket/prefix`; `None` if `text` is not such a URL.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        Some(Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+/// How far a cut may look ahead for a newline in one read.
+const NEWLINE_WINDOW: u64 = 64 * 1024;
+
+/// Cuts the objects under `prefix` in `bucket` into chunks, each cut moved
+/// to just past a newline when `whole_lines` is set. Empty objects, keys
+/// ending in `/` and wisp's own objects are left out; a prefix with no
+/// objects gives no chunks.
+///
+/// # Errors
+///
+/// When storage fails.
+pub async fn partition_objects(
+    storage: &dyn wisp_storage::Storage,
+    bucket: &str,
+    prefix: &str,
+    chunking: Chunking,
+    whole_lines: bool,
+) -> Result<Vec<ObjectPart>, wisp_storage::StorageError> {
+    let objects = storage.list(bucket, prefix).await?;
+    let mut parts = Vec::new();
+    for object in objects {
+        let wisp_own = object.key.starts_with(&format!("{}/", wisp_runtime::protocol::ROOT));
+        if object.size == 0 || object.key.ends_with('/') || wisp_own {
+            continue;
+        }
+        // Listings may leave the ETag out; ask for it, so reads can check it.
+        let etag = if object.etag.is_empty() {
+            storage.head(bucket, &object.key).await?.map(|m| m.etag).filter(|e| !e.is_empty())
+        } else {
+            Some(object.etag.clone())
+        };
+        let chunk = chunking.size_for(object.size);
+        let mut start = 0;
+        while start < object.size {
+            let mut end = start.saturating_add(chunk).min(object.size);
+            if whole_lines && end < object.size {
+                end = next_object_line(storage, bucket, &object.key, end, object.size, etag.as_deref()).await?;
+            }
+            parts.push(ObjectPart {
+                key: object.key.clone(),
+                start,
+                end,
+                etag: etag.clone(),
+            });
+            start = end;
+        }
+    }
+    Ok(parts)
+}
+
+/// The offset just past the first newline at or after `from` in an object,
+/// or `size`.
+async fn next_object_line(
+    storage: &dyn wisp_storage::Storage,
+    bucket: &str,
+    key: &str,
+    from: u64,
+    size: u64,
+    etag: Option<&str>,
+) -> Result<u64, wisp_storage::StorageError> {
+    let mut offset = from;
+    while offset < size {
+        let window = storage
+            .get_range_if(bucket, key, offset..(offset + NEWLINE_WINDOW).min(size), etag)
+            .await?;
+        if let Some(i) = window.iter().position(|&b| b == b'\n') {
+            return Ok(offset + i as u64 + 1);
+        }
+        if window.is_empty() {
+            break;
+        }
+        offset += window.len() as u64;
+    }
+    Ok(size)
+}
+
 /// Parses a size such as `256KiB`, `1MiB`, `4MB` or `65536`.
 ///
 /// # Errors
@@ -156,13 +288,13 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, PartitionError> {
     Ok(files)
 }
 
-/// Cuts each file into chunks of about `chunk_size` bytes, each cut moved
-/// to just past a newline. Empty files give no chunks.
+/// Cuts each file into chunks, each cut moved to just past a newline.
+/// Empty files give no chunks.
 ///
 /// # Errors
 ///
 /// When a file cannot be read.
-pub fn partition(files: &[PathBuf], chunk_size: u64) -> Result<Vec<Chunk>, PartitionError> {
+pub fn partition(files: &[PathBuf], chunking: Chunking) -> Result<Vec<Chunk>, PartitionError> {
     let mut chunks = Vec::new();
     for path in files {
         let io = |source| PartitionError::Io {
@@ -171,6 +303,7 @@ pub fn partition(files: &[PathBuf], chunk_size: u64) -> Result<Vec<Chunk>, Parti
         };
         let mut file = File::open(path).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
+        let chunk_size = chunking.size_for(size);
         let mut start = 0;
         while start < size {
             let mut end = start.saturating_add(chunk_size).min(size);
@@ -266,7 +399,7 @@ mod tests {
         let text = "alpha beta\ngamma\n\ndelta epsilon zeta\nlast line without newline";
         std::fs::write(&path, text).expect("write");
         for size in [1, 3, 7, 11, 1000] {
-            let chunks = partition(std::slice::from_ref(&path), size).expect("partition");
+            let chunks = partition(std::slice::from_ref(&path), Chunking::Size(size)).expect("partition");
             let mut joined = String::new();
             for (i, chunk) in chunks.iter().enumerate() {
                 let part = chunk.read_text().expect("text");
@@ -281,7 +414,9 @@ mod tests {
         std::fs::write(dir.path().join("empty.txt"), "").expect("write");
         let files = files_under(dir.path()).expect("files");
         assert_eq!(files.len(), 2);
-        assert_eq!(partition(&files[..1], 5).expect("partition").len(), 0);
+        assert_eq!(partition(&files[..1], Chunking::Size(5)).expect("partition").len(), 0);
+        let two = partition(&files[1..], Chunking::Count(2)).expect("partition");
+        assert_eq!(two.len(), 2, "{two:?}");
     }
 
     #[test]
@@ -289,7 +424,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("b.bin");
         std::fs::write(&path, b"ok\n\xff\xfe").expect("write");
-        let chunks = partition(std::slice::from_ref(&path), 100).expect("partition");
+        let chunks = partition(std::slice::from_ref(&path), Chunking::Size(100)).expect("partition");
         let err = chunks[0].read_text().expect_err("not text").to_string();
         assert!(
             err.contains("not UTF-8") && err.contains("offset 3"),

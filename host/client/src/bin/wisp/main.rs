@@ -1,5 +1,6 @@
 //! `wisp`: run functions from the command line.
 
+mod storage;
 mod submit;
 
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ enum Command {
     /// Run a function once or over many inputs and print the results as
     /// JSON lines.
     Submit(submit::Submit),
+    /// Put, get, list and delete objects in the configured storage.
+    Storage(storage::StorageCommand),
 }
 
 /// What went wrong, and so the exit code.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Submit(submit) => submit.run().await,
+            Command::Storage(storage) => storage.run().await,
         }
     });
     match result {

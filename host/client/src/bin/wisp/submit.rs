@@ -10,7 +10,8 @@ use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::value::RawValue;
-use wisp::partition::{self, TextChunk};
+use wisp::config::StorageKind;
+use wisp::partition::{self, Chunking, StorageUrl, TextChunk};
 use wisp::{CallFuture, Error, FunctionExecutor, WaitFor};
 
 use crate::Failure;
@@ -34,14 +35,23 @@ pub struct Submit {
     /// JSON argument; blank lines are skipped.
     #[arg(long, value_name = "PATH")]
     map_file: Option<PathBuf>,
-    /// Call once per chunk of the file or of the files under the
-    /// directory; each call gets `{"source", "offset", "text"}`.
-    #[arg(long, value_name = "PATH", requires = "chunk_size")]
-    data: Option<PathBuf>,
+    /// Call once per chunk of data: a local file or directory (each call
+    /// gets `{"source", "offset", "text"}`), or `s3://BUCKET/PREFIX` in the
+    /// configured storage (each call gets `{"key", "start", "end", "etag"}`
+    /// and reads its part with `ObjectPart::read`).
+    #[arg(long, value_name = "PATH|URL", requires = "chunking")]
+    data: Option<String>,
     /// The size of a data chunk, such as 256KiB or 1MiB; each chunk is
     /// extended to the end of its line.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", group = "chunking")]
     chunk_size: Option<String>,
+    /// Cut each file or object into this many chunks instead.
+    #[arg(long, value_name = "N", group = "chunking", value_parser = clap::value_parser!(u64).range(1..))]
+    chunk_number: Option<u64>,
+    /// Where jobs are kept: localhost, minio, aws_s3 or ceph (default: the
+    /// config's `wisp.storage`).
+    #[arg(short, long, value_name = "STORAGE")]
+    storage: Option<StorageKind>,
     /// After the map, call this function once with the array of results.
     #[arg(long, value_name = "FUNCTION")]
     reduce: Option<String>,
@@ -64,13 +74,15 @@ pub struct Submit {
 
 impl Submit {
     pub async fn run(self) -> Result<(), Failure> {
-        let chunk_size = self
-            .chunk_size
-            .as_deref()
-            .map(partition::parse_size)
-            .transpose()?;
-        let inputs = self.inputs(chunk_size)?;
+        let chunking = match (&self.chunk_size, self.chunk_number) {
+            (Some(size), _) => Some(Chunking::Size(partition::parse_size(size)?)),
+            (None, Some(count)) => Some(Chunking::Count(count)),
+            (None, None) => None,
+        };
         let mut builder = FunctionExecutor::builder();
+        if let Some(storage) = self.storage {
+            builder.storage(storage);
+        }
         if let Some(memory) = self.memory {
             builder.runtime_memory(memory);
         }
@@ -85,7 +97,7 @@ impl Submit {
         }
         let exec = builder.build().await?;
         let outcome = tokio::select! {
-            outcome = self.run_on(&exec, inputs) => outcome,
+            outcome = self.run_on(&exec, chunking) => outcome,
             _ = interrupted() => {
                 eprintln!(
                     "interrupted: cancelling the job's calls{}",
@@ -103,7 +115,8 @@ impl Submit {
         outcome
     }
 
-    async fn run_on(&self, exec: &FunctionExecutor, inputs: Inputs) -> Result<(), Failure> {
+    async fn run_on(&self, exec: &FunctionExecutor, chunking: Option<Chunking>) -> Result<(), Failure> {
+        let inputs = self.inputs(exec, chunking).await?;
         let spinner = spinner(&format!("building {}", self.target.display()));
         let built = exec.function(&self.target);
         spinner.finish_and_clear();
@@ -196,7 +209,7 @@ impl Submit {
         }
     }
 
-    fn inputs(&self, chunk_size: Option<u64>) -> anyhow::Result<Inputs> {
+    async fn inputs(&self, exec: &FunctionExecutor, chunking: Option<Chunking>) -> anyhow::Result<Inputs> {
         if let Some(args) = &self.args {
             return Ok(Inputs::One(json_bytes(args).with_context(|| {
                 format!("--args must be JSON (quote a string as '\"{args}\"')")
@@ -232,9 +245,33 @@ impl Submit {
             }
             return Ok(Inputs::Many(args));
         }
-        if let (Some(path), Some(size)) = (&self.data, chunk_size) {
-            let files = partition::files_under(path)?;
-            let chunks = partition::partition(&files, size)?;
+        if let (Some(data), Some(chunking)) = (&self.data, chunking) {
+            if let Some(url) = StorageUrl::parse(data) {
+                if url.bucket != exec.bucket() {
+                    bail!(
+                        "functions may read only bucket `{}`, the configured storage_bucket, \
+                         not `{}`: copy the data there (wisp storage put) or set storage_bucket",
+                        exec.bucket(),
+                        url.bucket
+                    );
+                }
+                let parts = partition::partition_objects(
+                    exec.storage().as_ref(),
+                    &url.bucket,
+                    &url.prefix,
+                    chunking,
+                    true,
+                )
+                .await?;
+                tracing::info!(parts = parts.len(), "partitioned objects");
+                let args = parts
+                    .iter()
+                    .map(|part| Ok(Bytes::from(serde_json::to_vec(part)?)))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                return Ok(Inputs::Many(args));
+            }
+            let files = partition::files_under(std::path::Path::new(data))?;
+            let chunks = partition::partition(&files, chunking)?;
             let args = chunks
                 .iter()
                 .map(|chunk| {
