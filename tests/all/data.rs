@@ -43,7 +43,8 @@ async fn word_count_over_the_corpus_matches_a_native_count() {
     let f = exec
         .function_from_bytes("wordcount", module("examples/wordcount"))
         .expect("loads");
-    let chunks = partition::partition(&files, 64 * 1024).expect("partition");
+    let chunks =
+        partition::partition(&files, partition::Chunking::Size(64 * 1024)).expect("partition");
     assert!(chunks.len() > files.len(), "files are split");
     let inputs: Vec<_> = chunks
         .iter()

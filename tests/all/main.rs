@@ -4,3 +4,4 @@
 mod calls;
 mod data;
 mod modules;
+mod storage;

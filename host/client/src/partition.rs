@@ -142,13 +142,19 @@ pub async fn partition_objects(
     let objects = storage.list(bucket, prefix).await?;
     let mut parts = Vec::new();
     for object in objects {
-        let wisp_own = object.key.starts_with(&format!("{}/", wisp_runtime::protocol::ROOT));
+        let wisp_own = object
+            .key
+            .starts_with(&format!("{}/", wisp_runtime::protocol::ROOT));
         if object.size == 0 || object.key.ends_with('/') || wisp_own {
             continue;
         }
         // Listings may leave the ETag out; ask for it, so reads can check it.
         let etag = if object.etag.is_empty() {
-            storage.head(bucket, &object.key).await?.map(|m| m.etag).filter(|e| !e.is_empty())
+            storage
+                .head(bucket, &object.key)
+                .await?
+                .map(|m| m.etag)
+                .filter(|e| !e.is_empty())
         } else {
             Some(object.etag.clone())
         };
@@ -157,7 +163,15 @@ pub async fn partition_objects(
         while start < object.size {
             let mut end = start.saturating_add(chunk).min(object.size);
             if whole_lines && end < object.size {
-                end = next_object_line(storage, bucket, &object.key, end, object.size, etag.as_deref()).await?;
+                end = next_object_line(
+                    storage,
+                    bucket,
+                    &object.key,
+                    end,
+                    object.size,
+                    etag.as_deref(),
+                )
+                .await?;
             }
             parts.push(ObjectPart {
                 key: object.key.clone(),
@@ -184,7 +198,12 @@ async fn next_object_line(
     let mut offset = from;
     while offset < size {
         let window = storage
-            .get_range_if(bucket, key, offset..(offset + NEWLINE_WINDOW).min(size), etag)
+            .get_range_if(
+                bucket,
+                key,
+                offset..(offset + NEWLINE_WINDOW).min(size),
+                etag,
+            )
             .await?;
         if let Some(i) = window.iter().position(|&b| b == b'\n') {
             return Ok(offset + i as u64 + 1);
@@ -399,7 +418,8 @@ mod tests {
         let text = "alpha beta\ngamma\n\ndelta epsilon zeta\nlast line without newline";
         std::fs::write(&path, text).expect("write");
         for size in [1, 3, 7, 11, 1000] {
-            let chunks = partition(std::slice::from_ref(&path), Chunking::Size(size)).expect("partition");
+            let chunks =
+                partition(std::slice::from_ref(&path), Chunking::Size(size)).expect("partition");
             let mut joined = String::new();
             for (i, chunk) in chunks.iter().enumerate() {
                 let part = chunk.read_text().expect("text");
@@ -414,7 +434,12 @@ mod tests {
         std::fs::write(dir.path().join("empty.txt"), "").expect("write");
         let files = files_under(dir.path()).expect("files");
         assert_eq!(files.len(), 2);
-        assert_eq!(partition(&files[..1], Chunking::Size(5)).expect("partition").len(), 0);
+        assert_eq!(
+            partition(&files[..1], Chunking::Size(5))
+                .expect("partition")
+                .len(),
+            0
+        );
         let two = partition(&files[1..], Chunking::Count(2)).expect("partition");
         assert_eq!(two.len(), 2, "{two:?}");
     }
@@ -424,7 +449,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("b.bin");
         std::fs::write(&path, b"ok\n\xff\xfe").expect("write");
-        let chunks = partition(std::slice::from_ref(&path), Chunking::Size(100)).expect("partition");
+        let chunks =
+            partition(std::slice::from_ref(&path), Chunking::Size(100)).expect("partition");
         let err = chunks[0].read_text().expect_err("not text").to_string();
         assert!(
             err.contains("not UTF-8") && err.contains("offset 3"),

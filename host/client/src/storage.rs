@@ -45,10 +45,10 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Storage>> {
 }
 
 fn place(config: &Config) -> String {
-    config
-        .source
-        .as_ref()
-        .map_or_else(|| "your config file".to_owned(), |p| p.display().to_string())
+    config.source.as_ref().map_or_else(
+        || "your config file".to_owned(),
+        |p| p.display().to_string(),
+    )
 }
 
 /// Opens the storage that `config` selects, without looking at any bucket.

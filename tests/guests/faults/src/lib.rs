@@ -184,6 +184,36 @@ fn hash_bytes(megabytes: u64) -> String {
 
 pub mod reference;
 
+/// Writes `text` to `key`, reads it back, lists the prefix `key` lies
+/// under, deletes the object, and returns what it saw:
+/// `{"read": text, "listed": [keys], "after_delete": [keys]}`.
+#[wisp_guest::function]
+fn storage_round_trip(key: String, text: String) -> wisp_guest::Result<Value> {
+    use wisp_guest::storage;
+    storage::put(&key, text.as_bytes())?;
+    let read = String::from_utf8(storage::get(&key)?)?;
+    let prefix = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let keys = |objects: Vec<storage::ObjectInfo>| -> Vec<String> {
+        objects.into_iter().map(|o| o.key).collect()
+    };
+    let listed = keys(storage::list(prefix)?);
+    storage::delete(&key)?;
+    let after_delete = keys(storage::list(prefix)?);
+    Ok(serde_json::json!({"read": read, "listed": listed, "after_delete": after_delete}))
+}
+
+/// Writes to a key, to show which keys a function may not write.
+#[wisp_guest::function]
+fn storage_put(key: String) -> wisp_guest::Result<()> {
+    wisp_guest::storage::put(&key, b"x")
+}
+
+/// Reads a part of an object as text.
+#[wisp_guest::function]
+fn read_part(part: wisp_guest::ObjectPart) -> wisp_guest::Result<String> {
+    part.text()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,7 +66,11 @@ impl StorageCommand {
         let storage = wisp::storage::connect(&config).await?;
         match self.action {
             Action::Put { bucket, key, path } => put(&storage, &bucket, &key, &path).await?,
-            Action::Get { bucket, key, output } => {
+            Action::Get {
+                bucket,
+                key,
+                output,
+            } => {
                 let data = storage.get(&bucket, &key).await?;
                 match output {
                     Some(path) => std::fs::write(&path, &data)
@@ -75,7 +79,9 @@ impl StorageCommand {
                         let mut stdout = std::io::stdout().lock();
                         match stdout.write_all(&data).and_then(|()| stdout.flush()) {
                             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                                return Err(anyhow::Error::from(e).context("cannot write to stdout").into());
+                                return Err(anyhow::Error::from(e)
+                                    .context("cannot write to stdout")
+                                    .into());
                             }
                             _ => {}
                         }
@@ -109,7 +115,10 @@ impl StorageCommand {
                             )
                             .into());
                         }
-                        return Err(anyhow::anyhow!("there is no object `{key}` in bucket `{bucket}`").into());
+                        return Err(anyhow::anyhow!(
+                            "there is no object `{key}` in bucket `{bucket}`"
+                        )
+                        .into());
                     }
                     storage.delete(&bucket, &key).await?;
                 }
@@ -123,20 +132,37 @@ impl StorageCommand {
     }
 }
 
-async fn put(storage: &Arc<dyn Storage>, bucket: &str, key: &str, path: &Path) -> anyhow::Result<()> {
-    let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+async fn put(
+    storage: &Arc<dyn Storage>,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let uploads: Vec<(PathBuf, String)> = if metadata.is_dir() {
-        let prefix = if key.is_empty() || key.ends_with('/') { key.to_owned() } else { format!("{key}/") };
+        let prefix = if key.is_empty() || key.ends_with('/') {
+            key.to_owned()
+        } else {
+            format!("{key}/")
+        };
         wisp::partition::files_under(path)?
             .into_iter()
             .map(|file| {
-                let relative = file.strip_prefix(path).unwrap_or(&file).to_string_lossy().replace('\\', "/");
+                let relative = file
+                    .strip_prefix(path)
+                    .unwrap_or(&file)
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 let key = format!("{prefix}{relative}");
                 (file, key)
             })
             .collect()
     } else if key.ends_with('/') {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         vec![(path.to_owned(), format!("{key}{name}"))]
     } else {
         vec![(path.to_owned(), key.to_owned())]
@@ -147,9 +173,11 @@ async fn put(storage: &Arc<dyn Storage>, bucket: &str, key: &str, path: &Path) -
         .sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let mut done = 0;
     for (file, key) in &uploads {
@@ -163,6 +191,9 @@ async fn put(storage: &Arc<dyn Storage>, bucket: &str, key: &str, path: &Path) -
         bar.set_position(done);
     }
     bar.finish_and_clear();
-    eprintln!("uploaded {} files, {done} bytes, to bucket `{bucket}`", uploads.len());
+    eprintln!(
+        "uploaded {} files, {done} bytes, to bucket `{bucket}`",
+        uploads.len()
+    );
     Ok(())
 }

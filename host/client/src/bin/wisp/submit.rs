@@ -115,7 +115,11 @@ impl Submit {
         outcome
     }
 
-    async fn run_on(&self, exec: &FunctionExecutor, chunking: Option<Chunking>) -> Result<(), Failure> {
+    async fn run_on(
+        &self,
+        exec: &FunctionExecutor,
+        chunking: Option<Chunking>,
+    ) -> Result<(), Failure> {
         let inputs = self.inputs(exec, chunking).await?;
         let spinner = spinner(&format!("building {}", self.target.display()));
         let built = exec.function(&self.target);
@@ -209,7 +213,11 @@ impl Submit {
         }
     }
 
-    async fn inputs(&self, exec: &FunctionExecutor, chunking: Option<Chunking>) -> anyhow::Result<Inputs> {
+    async fn inputs(
+        &self,
+        exec: &FunctionExecutor,
+        chunking: Option<Chunking>,
+    ) -> anyhow::Result<Inputs> {
         if let Some(args) = &self.args {
             return Ok(Inputs::One(json_bytes(args).with_context(|| {
                 format!("--args must be JSON (quote a string as '\"{args}\"')")
