@@ -98,7 +98,7 @@ impl LocalStorage {
                         .to_owned(),
                 }
             } else {
-                io_error("write", key)(source)
+                io_error("write", path.display())(source)
             }
         })?;
         if path.is_dir() {
@@ -115,7 +115,7 @@ impl LocalStorage {
             .and_then(|()| fs::rename(&temp, &path));
         if let Err(source) = written {
             let _ = fs::remove_file(&temp);
-            return Err(io_error("write", key)(source));
+            return Err(io_error("write", path.display())(source));
         }
         Ok(())
     }
@@ -158,7 +158,7 @@ impl Storage for LocalStorage {
 
     async fn create_bucket(&self, bucket: &str) -> Result<()> {
         let dir = self.bucket_dir(bucket)?;
-        fs::create_dir_all(&dir).map_err(io_error("create bucket", bucket))
+        fs::create_dir_all(&dir).map_err(io_error("create bucket", dir.display()))
     }
 
     async fn delete_bucket(&self, bucket: &str) -> Result<()> {
@@ -328,7 +328,7 @@ impl Storage for LocalStorage {
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if is_missing(&e) || path.is_dir() => return Ok(()),
-            Err(e) => return Err(io_error("delete", key)(e)),
+            Err(e) => return Err(io_error("delete", path.display())(e)),
         }
         // Remove the directories the key leaves empty, as S3 has no
         // directories to leave behind.

@@ -106,7 +106,13 @@ impl StorageCommand {
                     let removed = storage.delete_prefix(&bucket, &key).await?;
                     eprintln!("deleted {removed} objects under `{key}`");
                 } else {
-                    if storage.head(&bucket, &key).await?.is_none() {
+                    // A key ending in `/` names a prefix, never an object.
+                    let object = if key.ends_with('/') {
+                        None
+                    } else {
+                        storage.head(&bucket, &key).await?
+                    };
+                    if object.is_none() {
                         let under = storage.list(&bucket, &key).await?.len();
                         if under > 0 {
                             return Err(anyhow::anyhow!(

@@ -108,7 +108,12 @@ impl Submit {
         };
         if self.keep {
             for job in exec.jobs() {
-                eprintln!("kept job {job} in {}", exec.storage().describe());
+                eprintln!(
+                    "kept job {job} in bucket `{}` of {}, under {}",
+                    exec.bucket(),
+                    exec.storage().describe(),
+                    wisp_runtime::protocol::job_prefix(&job)
+                );
             }
         }
         exec.close().await?;
