@@ -34,45 +34,19 @@ fn stderr(output: &Output) -> String {
 }
 
 #[test]
-fn one_call_prints_its_result() {
-    let (_dir, out) = wisp(&[
-        "submit",
-        "examples/hello",
-        "--function",
-        "my_function",
-        "--args",
-        "3",
-    ]);
-    assert_eq!(stdout(&out), "10\n", "{}", stderr(&out));
-    assert_eq!(out.status.code(), Some(0));
-}
-
-#[test]
-fn a_map_prints_json_lines_in_order() {
-    let (_dir, out) = wisp(&[
-        "submit",
-        "examples/hello",
-        "--function",
-        "my_function",
-        "--map-json",
-        "[1,2,3]",
-    ]);
-    assert_eq!(stdout(&out), "8\n9\n10\n", "{}", stderr(&out));
-    assert_eq!(out.status.code(), Some(0));
-}
-
-#[test]
-fn an_empty_map_prints_nothing_and_succeeds() {
-    let (_dir, out) = wisp(&[
-        "submit",
-        "examples/hello",
-        "--function",
-        "my_function",
-        "--map-json",
-        "[]",
-    ]);
-    assert_eq!(stdout(&out), "", "{}", stderr(&out));
-    assert_eq!(out.status.code(), Some(0));
+fn results_print_as_json_lines_in_input_order() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--args", "3"], "10\n"),
+        (&["--map-json", "[1,2,3]"], "8\n9\n10\n"),
+        (&["--map-json", "[]"], ""),
+    ];
+    for (input, expected) in cases {
+        let mut args = vec!["submit", "examples/hello", "--function", "my_function"];
+        args.extend_from_slice(input);
+        let (_dir, out) = wisp(&args);
+        assert_eq!(stdout(&out), expected, "{input:?}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{input:?}");
+    }
 }
 
 #[test]

@@ -264,3 +264,51 @@ mod tests {
         assert_ne!(hash_bytes(1), hash_bytes(2));
     }
 }
+
+/// Reads the object `key` from its first byte to its last in ranges of
+/// `chunk_mib` MiB, one storage import per range, and returns the bytes
+/// read. The object's size comes from a listing of its key, since a range
+/// that starts at the end is an error; a range that comes back short ends
+/// the read early. The storage benchmark times this against native reads.
+#[wisp_guest::function]
+fn read_chunks(key: String, chunk_mib: u64) -> wisp_guest::Result<u64> {
+    use wisp_guest::storage;
+    let chunk = match chunk_mib.checked_mul(MIB) {
+        Some(chunk) if chunk > 0 => chunk,
+        _ => {
+            return Err(wisp_guest::Error::msg(format!(
+                "chunk_mib must be between 1 and {}, not {chunk_mib}",
+                u64::MAX / MIB
+            )));
+        }
+    };
+    let size = storage::list(&key)?
+        .into_iter()
+        .find(|object| object.key == key)
+        .ok_or_else(|| wisp_guest::Error::msg(format!("object `{key}` does not exist")))?
+        .size;
+    let mut offset = 0;
+    while offset < size {
+        let read = storage::get_range(&key, offset..offset.saturating_add(chunk))?.len() as u64;
+        offset += read;
+        if read < chunk {
+            break;
+        }
+    }
+    Ok(offset)
+}
+
+#[cfg(test)]
+mod read_chunks_tests {
+    use super::*;
+
+    #[test]
+    fn needs_a_chunk_size_and_a_host() {
+        let zero = read_chunks("k".into(), 0).unwrap_err().to_string();
+        assert!(zero.contains("not 0"), "{zero}");
+        let huge = read_chunks("k".into(), u64::MAX).unwrap_err().to_string();
+        assert!(huge.contains("chunk_mib"), "{huge}");
+        let outside = read_chunks("k".into(), 4).unwrap_err().to_string();
+        assert!(outside.contains("only inside a wisp call"), "{outside}");
+    }
+}
