@@ -414,7 +414,7 @@ impl FunctionExecutor {
         let wasm = if path.is_file() {
             path.to_owned()
         } else {
-            crate::builder::build_crate(path)?
+            blocking(|| crate::builder::build_crate(path))?
         };
         let bytes = std::fs::read(&wasm).map_err(|error| Error::Read {
             path: wasm.clone(),
@@ -436,7 +436,7 @@ impl FunctionExecutor {
     ) -> Result<Function> {
         let source = source.into();
         let bytes = bytes.into();
-        let module = self.engine.load(&bytes).map_err(|error| Error::Module {
+        let module = blocking(|| self.engine.load(&bytes)).map_err(|error| Error::Module {
             source_name: source.clone(),
             error,
         })?;
@@ -894,6 +894,19 @@ impl CallFailure {
             failure,
             log: status.log.clone(),
         })
+    }
+}
+
+/// Runs slow synchronous work (a cargo build, a compile) without stalling
+/// the async runtime the caller is on: on a multi-threaded runtime's worker
+/// the other tasks move to other threads meanwhile.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
