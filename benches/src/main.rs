@@ -8,8 +8,11 @@
 //! compute in wisp against the same kernels compiled natively.
 //!
 //! ```text
-//! cargo run -p wisp-bench -- [--calls N] [--runs R] [--storage-dir DIR]
+//! cargo run -p wisp-bench -- [--calls N] [--runs R] [--storage-dir DIR] [--lithops]
 //! ```
+//!
+//! With `--lithops`, each run also runs Lithops on its localhost backend
+//! (see `lithops.rs`), and the table compares it with wisp.
 //!
 //! Each figure is the median over the runs, with the smallest and the
 //! largest; each ratio is taken within one run, then summarised the same
@@ -19,6 +22,7 @@ mod bare;
 mod client;
 mod engine_loop;
 mod layers;
+mod lithops;
 mod machine;
 mod native;
 #[path = "../../tests/guests/faults/src/reference.rs"]
@@ -56,6 +60,13 @@ struct Args {
     /// it, removed at the end). Default: the system's temporary directory.
     #[arg(long)]
     storage_dir: Option<PathBuf>,
+    /// Also run Lithops (localhost backend and storage, installed into a
+    /// virtualenv by benches/lithops/setup.sh) and compare it with wisp.
+    #[arg(long)]
+    lithops: bool,
+    /// No-op calls in Lithops' map. Default: --calls, at most 1,000.
+    #[arg(long)]
+    lithops_calls: Option<usize>,
 }
 
 /// Everything one run measured.
@@ -64,6 +75,7 @@ struct Run {
     layers: layers::Figures,
     int_loop: native::Kernel<u64>,
     hash_bytes: native::Kernel<String>,
+    lithops: Option<lithops::Figures>,
 }
 
 fn main() -> Result<()> {
@@ -83,6 +95,11 @@ fn main() -> Result<()> {
     let wasm = std::fs::read(&wasm_path)
         .with_context(|| format!("cannot read {}", wasm_path.display()))?;
     native::check_reference()?;
+    let mut comparison = if args.lithops {
+        Some(lithops::Comparison::start(&args, threads)?)
+    } else {
+        None
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -131,11 +148,16 @@ fn main() -> Result<()> {
             client.limits.clone(),
             runtime.handle(),
         )?;
+        let lithops = match comparison.as_mut() {
+            Some(c) => c.run(&runtime, &run_dir.join("lithops"), run)?,
+            None => None,
+        };
         runs.push(Run {
             client,
             layers,
             int_loop,
             hash_bytes,
+            lithops,
         });
     }
     let load_after = load_average();
@@ -159,7 +181,12 @@ fn main() -> Result<()> {
          over the runs, with min and max; ratios are taken within each run",
         args.calls, args.runs
     );
+    let mut rows = report::rows(&args, threads);
+    if let Some(c) = &comparison {
+        c.notes(&runs).iter().for_each(|note| println!("{note}"));
+        rows.extend(c.rows(&args, &runs));
+    }
     println!();
-    print!("{}", stats::markdown(&report::rows(&args, threads), &runs));
+    print!("{}", stats::markdown(&rows, &runs));
     Ok(())
 }

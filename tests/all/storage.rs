@@ -317,3 +317,46 @@ async fn s3_misconfigurations_fail_fast_with_the_fix() {
     assert!(message.contains("wisp storage create-bucket"), "{message}");
     assert!(message.contains("create_bucket: true"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_line_parts_cover_every_line_once_wherever_the_cuts_fall() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = "a\n\nbb\nccc\na line longer than some of the chunks\nlast line without newline";
+    for (name, config) in configs(dir.path()) {
+        let exec = executor(config).await;
+        let f = exec.function_from_bytes("faults", faults()).expect("loads");
+        let storage = exec.storage().clone();
+        let bucket = exec.bucket().to_owned();
+        storage
+            .put(&bucket, "lines/t.txt", Bytes::from(text))
+            .await
+            .expect("put");
+        // Every cut position on the local backend; a few on S3, where each
+        // request costs more.
+        let sizes: Vec<u64> = if name == "local" {
+            (1..=text.len() as u64).collect()
+        } else {
+            vec![1, 7, 40]
+        };
+        for size in sizes {
+            let parts = wisp::partition::partition_objects(
+                storage.as_ref(),
+                &bucket,
+                "lines/",
+                wisp::partition::Chunking::Size(size),
+                true,
+            )
+            .await
+            .expect("partition");
+            let futs = exec.map(&f, "read_part", &parts).await.expect("submit");
+            let pieces: Vec<String> = exec.get_results(&futs).await.expect("read");
+            assert_eq!(pieces.concat(), text, "{name}, chunk size {size}");
+            // Every line is whole: only the object's last line lacks a newline.
+            let lines: Vec<&String> = pieces.iter().filter(|p| !p.is_empty()).collect();
+            for piece in &lines[..lines.len() - 1] {
+                assert!(piece.ends_with('\n'), "{name}, {size}: {piece:?}");
+            }
+        }
+        exec.close().await.expect("close");
+    }
+}

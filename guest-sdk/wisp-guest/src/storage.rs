@@ -82,8 +82,12 @@ pub fn delete(key: &str) -> Result<()> {
 
 /// A byte range of an object, as a data map hands it to each call.
 ///
-/// Ranges cut by wisp end just past a newline, so no line is split between
-/// two calls. The ETag is the object's when the job was planned: reading a
+/// With `whole_lines` (which wisp's data maps set), the part stands for the
+/// lines that *start* in its range: [`read`](Self::read) skips a line cut
+/// at the start, which belongs to the part before, and reads on past the
+/// end to finish the last line. So cuts can fall anywhere and still no line
+/// is split or read twice, and planning a job reads nothing but the
+/// listing. The ETag is the object's when the job was planned: reading a
 /// part of an object that has changed since fails instead of mixing two
 /// versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,23 +101,113 @@ pub struct ObjectPart {
     /// The object's ETag when the part was cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Whether the part stands for the whole lines that start in its range.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_lines: bool,
 }
 
+/// How much is read at a time when looking for the end of a line.
+const LINE_WINDOW: u64 = 8 * 1024;
+
 impl ObjectPart {
-    /// Reads the part's bytes.
+    /// Reads the part's bytes: the exact range, or with `whole_lines` the
+    /// lines that start in it.
     ///
     /// # Errors
     ///
     /// When the object is gone, has changed since the part was cut, or
     /// storage fails.
     pub fn read(&self) -> Result<Vec<u8>> {
-        crate::imports::storage_get(&self.key, self.start, Some(self.end), self.etag.as_deref())
-            .map_err(|e| {
-                Error::msg(e).context(format!(
-                    "reading bytes {}..{} of `{}`",
-                    self.start, self.end, self.key
-                ))
-            })
+        self.read_lines().map_err(|e| {
+            Error::msg(e).context(format!(
+                "reading bytes {}..{} of `{}`",
+                self.start, self.end, self.key
+            ))
+        })
+    }
+
+    fn read_lines(&self) -> Result<Vec<u8>, String> {
+        if !self.whole_lines {
+            return self.range(self.start, self.end);
+        }
+        // One read covers the byte before the part (to see whether a line
+        // starts right at `start`), the part, and a window past its end (to
+        // finish its last line); lines longer than that window cost more
+        // reads, but only they do.
+        let low = self.start.saturating_sub(1);
+        let high = self.end.saturating_add(LINE_WINDOW);
+        let buffer = self.range(low, high)?;
+        let object_ends = (buffer.len() as u64) < high - low;
+        // A line that began before `start` belongs to the part before: this
+        // part's first line starts after a newline at or after `start - 1`.
+        let first = if self.start == 0 {
+            0
+        } else {
+            match buffer.iter().position(|&b| b == b'\n') {
+                Some(i) => low + i as u64 + 1,
+                None if object_ends => return Ok(Vec::new()),
+                None => match self.find_newline(high)? {
+                    Some(newline) => newline + 1,
+                    None => return Ok(Vec::new()),
+                },
+            }
+        };
+        if first >= self.end {
+            return Ok(Vec::new());
+        }
+        // The last line ends at the first newline at or after `end - 1`.
+        let from = (self.end - 1 - low) as usize;
+        let mut data = match buffer[from.min(buffer.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+        {
+            Some(i) => buffer[(first - low) as usize..=from + i].to_vec(),
+            None => buffer[((first - low) as usize).min(buffer.len())..].to_vec(),
+        };
+        if data.last() != Some(&b'\n') && !object_ends {
+            let mut at = high;
+            loop {
+                let window = self.range(at, at + LINE_WINDOW)?;
+                if let Some(i) = window.iter().position(|&b| b == b'\n') {
+                    data.extend_from_slice(&window[..=i]);
+                    break;
+                }
+                data.extend_from_slice(&window);
+                if (window.len() as u64) < LINE_WINDOW {
+                    break;
+                }
+                at += LINE_WINDOW;
+            }
+        }
+        Ok(data)
+    }
+
+    /// Bytes `start..end` of the object: fewer at its end, none past it.
+    fn range(&self, start: u64, end: u64) -> Result<Vec<u8>, String> {
+        crate::imports::storage_get(&self.key, start, Some(end), self.etag.as_deref()).or_else(
+            |e| {
+                // The host refuses a range that starts at or past the end.
+                if e.contains("cannot be read") {
+                    Ok(Vec::new())
+                } else {
+                    Err(e)
+                }
+            },
+        )
+    }
+
+    /// The offset of the first newline at or after `from`, if any.
+    fn find_newline(&self, mut from: u64) -> Result<Option<u64>, String> {
+        loop {
+            let window = self.range(from, from + LINE_WINDOW)?;
+            if let Some(i) = window.iter().position(|&b| b == b'\n') {
+                return Ok(Some(from + i as u64));
+            }
+            if (window.len() as u64) < LINE_WINDOW {
+                return Ok(None);
+            }
+            from += LINE_WINDOW;
+        }
     }
 
     /// Reads the part as text.
@@ -167,12 +261,15 @@ struct RawChunk {
     start: Option<u64>,
     end: Option<u64>,
     etag: Option<String>,
+    #[serde(default)]
+    whole_lines: bool,
 }
 
 impl TryFrom<RawChunk> for DataChunk {
     type Error = String;
 
     fn try_from(raw: RawChunk) -> Result<Self, String> {
+        let whole_lines = raw.whole_lines;
         match raw {
             RawChunk {
                 text: Some(text),
@@ -195,6 +292,7 @@ impl TryFrom<RawChunk> for DataChunk {
                 start,
                 end,
                 etag,
+                whole_lines,
             })),
             RawChunk {
                 key: Some(_),

@@ -98,6 +98,10 @@ pub struct ObjectPart {
     /// The object's ETag when it was partitioned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Whether the part stands for the whole lines that start in its range
+    /// (the call skips a line cut at the start and finishes the last one).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub whole_lines: bool,
 }
 
 /// A `s3://bucket/prefix` location.
@@ -121,13 +125,14 @@ impl StorageUrl {
     }
 }
 
-/// How far a cut may look ahead for a newline in one read.
-const NEWLINE_WINDOW: u64 = 64 * 1024;
+/// How many objects are asked for their ETag at once.
+const HEADS_IN_FLIGHT: usize = 16;
 
-/// Cuts the objects under `prefix` in `bucket` into chunks, each cut moved
-/// to just past a newline when `whole_lines` is set. Empty objects, keys
-/// ending in `/` and wisp's own objects are left out; a prefix with no
-/// objects gives no chunks.
+/// Cuts the objects under `prefix` in `bucket` into parts. With
+/// `whole_lines`, each part stands for the lines that start in it, which the
+/// call reads whole (see `ObjectPart` in `wisp-guest`), so cutting reads
+/// nothing but the listing. Empty objects, keys ending in `/` and wisp's own
+/// objects are left out; a prefix with no objects gives no parts.
 ///
 /// # Errors
 ///
@@ -139,81 +144,46 @@ pub async fn partition_objects(
     chunking: Chunking,
     whole_lines: bool,
 ) -> Result<Vec<ObjectPart>, wisp_storage::StorageError> {
-    let objects = storage.list(bucket, prefix).await?;
+    use futures::stream::{self, StreamExt, TryStreamExt};
+
+    let own = format!("{}/", wisp_runtime::protocol::ROOT);
+    let objects: Vec<_> = storage
+        .list(bucket, prefix)
+        .await?
+        .into_iter()
+        .filter(|o| o.size > 0 && !o.key.ends_with('/') && !o.key.starts_with(&own))
+        .collect();
+    // Listings may leave the ETag out; ask for it, so reads can check it.
+    let objects: Vec<(wisp_storage::ObjectMeta, Option<String>)> = stream::iter(objects)
+        .map(|object| async move {
+            if !object.etag.is_empty() {
+                let etag = Some(object.etag.clone());
+                return Ok((object, etag));
+            }
+            let head = storage.head(bucket, &object.key).await?;
+            let etag = head.map(|m| m.etag).filter(|e| !e.is_empty());
+            Ok::<_, wisp_storage::StorageError>((object, etag))
+        })
+        .buffered(HEADS_IN_FLIGHT)
+        .try_collect()
+        .await?;
     let mut parts = Vec::new();
-    for object in objects {
-        let wisp_own = object
-            .key
-            .starts_with(&format!("{}/", wisp_runtime::protocol::ROOT));
-        if object.size == 0 || object.key.ends_with('/') || wisp_own {
-            continue;
-        }
-        // Listings may leave the ETag out; ask for it, so reads can check it.
-        let etag = if object.etag.is_empty() {
-            storage
-                .head(bucket, &object.key)
-                .await?
-                .map(|m| m.etag)
-                .filter(|e| !e.is_empty())
-        } else {
-            Some(object.etag.clone())
-        };
+    for (object, etag) in objects {
         let chunk = chunking.size_for(object.size);
         let mut start = 0;
         while start < object.size {
-            let mut end = start.saturating_add(chunk).min(object.size);
-            if whole_lines && end < object.size {
-                end = next_object_line(
-                    storage,
-                    bucket,
-                    &object.key,
-                    end,
-                    object.size,
-                    etag.as_deref(),
-                )
-                .await?;
-            }
+            let end = start.saturating_add(chunk).min(object.size);
             parts.push(ObjectPart {
                 key: object.key.clone(),
                 start,
                 end,
                 etag: etag.clone(),
+                whole_lines,
             });
             start = end;
         }
     }
     Ok(parts)
-}
-
-/// The offset just past the first newline at or after `from` in an object,
-/// or `size`.
-async fn next_object_line(
-    storage: &dyn wisp_storage::Storage,
-    bucket: &str,
-    key: &str,
-    from: u64,
-    size: u64,
-    etag: Option<&str>,
-) -> Result<u64, wisp_storage::StorageError> {
-    let mut offset = from;
-    while offset < size {
-        let window = storage
-            .get_range_if(
-                bucket,
-                key,
-                offset..(offset + NEWLINE_WINDOW).min(size),
-                etag,
-            )
-            .await?;
-        if let Some(i) = window.iter().position(|&b| b == b'\n') {
-            return Ok(offset + i as u64 + 1);
-        }
-        if window.is_empty() {
-            break;
-        }
-        offset += window.len() as u64;
-    }
-    Ok(size)
 }
 
 /// Parses a size such as `256KiB`, `1MiB`, `4MB` or `65536`.

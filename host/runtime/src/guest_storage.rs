@@ -9,6 +9,7 @@ use wisp_engine::GuestStorage;
 use wisp_storage::Storage;
 
 use crate::protocol::ROOT;
+use crate::retry::retrying;
 
 /// [`Storage`] bound to one bucket, for the guest: writes and deletes under
 /// wisp's own prefix are refused, so a function cannot forge the statuses
@@ -29,7 +30,24 @@ impl BucketStorage {
         }
     }
 
+    /// Keys with `.` or `..` segments, or a leading `/`, are refused: some
+    /// S3 servers resolve them as paths, which would let a function step
+    /// out of its bucket or into wisp's prefix.
+    fn plain(key: &str) -> Result<(), String> {
+        if key.starts_with('/')
+            || key
+                .split('/')
+                .any(|segment| segment == "." || segment == "..")
+        {
+            return Err(format!(
+                "`{key}` has a `.` or `..` segment or a leading `/`; functions use plain keys"
+            ));
+        }
+        Ok(())
+    }
+
     fn writable(key: &str) -> Result<(), String> {
+        Self::plain(key)?;
         if key == ROOT || key.starts_with(&format!("{ROOT}/")) {
             return Err(format!(
                 "`{key}` is under `{ROOT}/`, which holds wisp's job data: functions may read \
@@ -74,15 +92,20 @@ impl GuestStorage for BucketStorage {
 
     fn put(&self, key: &str, data: Vec<u8>) -> Result<(), String> {
         Self::writable(key)?;
+        let data = Bytes::from(data);
         self.runtime
-            .block_on(self.storage.put(&self.bucket, key, Bytes::from(data)))
+            .block_on(retrying("writing for a function", || {
+                self.storage.put(&self.bucket, key, data.clone())
+            }))
             .map_err(|e| e.to_string())
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<u8>, String> {
         let objects = self
             .runtime
-            .block_on(self.storage.list(&self.bucket, prefix))
+            .block_on(retrying("listing for a function", || {
+                self.storage.list(&self.bucket, prefix)
+            }))
             .map_err(|e| e.to_string())?;
         let entries: Vec<Entry<'_>> = objects
             .iter()
@@ -98,7 +121,9 @@ impl GuestStorage for BucketStorage {
     fn delete(&self, key: &str) -> Result<(), String> {
         Self::writable(key)?;
         self.runtime
-            .block_on(self.storage.delete(&self.bucket, key))
+            .block_on(retrying("deleting for a function", || {
+                self.storage.delete(&self.bucket, key)
+            }))
             .map_err(|e| e.to_string())
     }
 }

@@ -8,6 +8,7 @@
 
 mod guest_storage;
 pub mod protocol;
+mod retry;
 mod worker;
 
 pub use guest_storage::BucketStorage;

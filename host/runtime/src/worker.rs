@@ -9,6 +9,7 @@ use wisp_engine::{Digest, Engine, Module};
 use wisp_storage::Storage;
 
 use crate::protocol::{self, CallStatus, Failure, JobSpec, Outcome, Timings};
+use crate::retry::retrying;
 use crate::{now_us, unix_us};
 
 /// One call to run: its index in the job and its arguments as JSON.
@@ -202,7 +203,10 @@ impl Worker {
             }
         } else {
             let key = protocol::output_key(&status.job_id, &status.call_id);
-            let put = self.storage.put(&self.bucket, &key, Bytes::from(output));
+            let output = Bytes::from(output);
+            let put = retrying("storing a result", || {
+                self.storage.put(&self.bucket, &key, output.clone())
+            });
             if let Err(e) = self.runtime.block_on(put) {
                 return status.failed(Failure::Storage {
                     message: e.to_string(),
@@ -236,10 +240,11 @@ impl Worker {
             }
             body.push(b'\n');
         }
-        match self
-            .runtime
-            .block_on(self.storage.put(&self.bucket, &key, Bytes::from(body)))
-        {
+        let body = Bytes::from(body);
+        let put = retrying("recording outcomes", || {
+            self.storage.put(&self.bucket, &key, body.clone())
+        });
+        match self.runtime.block_on(put) {
             Ok(()) => statuses,
             Err(e) => {
                 tracing::error!(%key, "cannot write statuses: {e}");

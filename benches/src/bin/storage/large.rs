@@ -98,7 +98,11 @@ fn check_read(read: u64, object: Object<'_>, path: &str) -> Result<()> {
 }
 
 /// Reads the object with `Storage::get_range`, in the runtime.
-pub async fn wisp_storage(storage: &dyn Storage, object: Object<'_>, chunk: u64) -> Result<Duration> {
+pub async fn wisp_storage(
+    storage: &dyn Storage,
+    object: Object<'_>,
+    chunk: u64,
+) -> Result<Duration> {
     let started = Instant::now();
     let size = listed_size(storage, object).await?;
     let mut offset = 0;
@@ -130,6 +134,10 @@ pub enum Copies {
     AsTheImport,
 }
 
+/// The least memory set aside for the imitated guest memory of
+/// [`blocking`]: more than glibc ever takes from its heap for one block.
+const GUEST_MEMORY_MIN: u64 = 33 << 20;
+
 /// Reads the object with `Storage::get_range` from a thread outside the
 /// runtime, each range through `Handle::block_on`, as a wisp worker thread
 /// runs the storage import.
@@ -143,7 +151,14 @@ pub fn blocking(
     std::thread::scope(|scope| {
         scope
             .spawn(|| -> Result<Duration> {
-                let mut guest_memory: Vec<u8> = Vec::new();
+                // The guest's linear memory is a mapping of its own, outside
+                // the host's malloc heap. A block larger than glibc's largest
+                // mmap threshold (32 MiB) is one too; it is touched as the
+                // reads go, as the guest's memory is.
+                let mut guest_memory: Vec<u8> = Vec::with_capacity(
+                    usize::try_from(chunk.max(GUEST_MEMORY_MIN))
+                        .context("the chunk does not fit in memory")?,
+                );
                 let started = Instant::now();
                 let size = runtime.block_on(listed_size(storage.as_ref(), object))?;
                 let mut offset = 0;

@@ -47,7 +47,7 @@ where
     let next = Arc::new(AtomicUsize::new(0));
     let op = Arc::new(op);
     let started = Instant::now();
-    let mut tasks = JoinSet::new();
+    let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     for _ in 0..in_flight.min(count) {
         let next = next.clone();
         let op = op.clone();

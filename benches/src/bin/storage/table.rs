@@ -9,8 +9,10 @@ pub enum Unit {
     MegabytesPerSecond,
     /// Objects per second.
     ObjectsPerSecond,
-    /// Milliseconds.
-    Millis,
+    /// Milliseconds of CPU time.
+    CpuMillis,
+    /// A number of events.
+    Count,
     /// A ratio of two figures taken in the same run.
     Ratio,
 }
@@ -20,7 +22,8 @@ impl Unit {
         match self {
             Self::MegabytesPerSecond => "MB/s",
             Self::ObjectsPerSecond => "objects/s",
-            Self::Millis => "ms",
+            Self::CpuMillis => "ms CPU",
+            Self::Count => "count",
             Self::Ratio => "×",
         }
     }
@@ -28,14 +31,14 @@ impl Unit {
     fn format(self, value: f64) -> String {
         match self {
             Self::MegabytesPerSecond | Self::ObjectsPerSecond => thousands(value.round() as u64),
-            Self::Millis if value >= 100.0 => format!("{value:.0}"),
-            Self::Millis => format!("{value:.2}"),
+            Self::CpuMillis | Self::Count => thousands(value.round() as u64),
             Self::Ratio => format!("{value:.2}"),
         }
     }
 }
 
-fn thousands(value: u64) -> String {
+/// A whole number with thousands separators.
+pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
@@ -155,12 +158,12 @@ mod tests {
         assert_eq!(Unit::Ratio.format(0.815), "0.81");
         let rows = vec![
             Row::section("s"),
-            Row::figure("x", Unit::Millis, |r: &f64| Some(*r)),
-            Row::figure("never", Unit::Millis, |_: &f64| None),
+            Row::figure("x", Unit::Ratio, |r: &f64| Some(*r)),
+            Row::figure("never", Unit::Ratio, |_: &f64| None),
         ];
         let table = markdown(&rows, &[1.0, 3.0, 2.0]);
         assert!(table.contains("| **s** | | | | |"), "{table}");
-        assert!(table.contains("| x | ms | 2.00 | 1.00 | 3.00 |"), "{table}");
+        assert!(table.contains("| x | × | 2.00 | 1.00 | 3.00 |"), "{table}");
         assert!(!table.contains("never"), "{table}");
     }
 }

@@ -46,7 +46,8 @@ enum Action {
         #[arg(default_value = "")]
         prefix: String,
     },
-    /// Delete an object, or with --recursive every object under a prefix.
+    /// Delete an object, or with --recursive every object under a prefix
+    /// (wisp's own objects under `wisp/` only when the prefix names them).
     Delete {
         bucket: String,
         key: String,
@@ -70,24 +71,7 @@ impl StorageCommand {
                 bucket,
                 key,
                 output,
-            } => {
-                let data = storage.get(&bucket, &key).await?;
-                match output {
-                    Some(path) => std::fs::write(&path, &data)
-                        .with_context(|| format!("cannot write {}", path.display()))?,
-                    None => {
-                        let mut stdout = std::io::stdout().lock();
-                        match stdout.write_all(&data).and_then(|()| stdout.flush()) {
-                            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                                return Err(anyhow::Error::from(e)
-                                    .context("cannot write to stdout")
-                                    .into());
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
+            } => get(&storage, &bucket, &key, output.as_deref()).await?,
             Action::List { bucket, prefix } => {
                 let objects = storage.list(&bucket, &prefix).await?;
                 let mut stdout = std::io::stdout().lock();
@@ -103,6 +87,13 @@ impl StorageCommand {
                 recursive,
             } => {
                 if recursive {
+                    if key.is_empty() {
+                        return Err(anyhow::anyhow!(
+                            "refusing to delete a whole bucket's objects with an empty prefix; \
+                             name a prefix, such as `books/`"
+                        )
+                        .into());
+                    }
                     let removed = storage.delete_prefix(&bucket, &key).await?;
                     eprintln!("deleted {removed} objects under `{key}`");
                 } else {
@@ -136,6 +127,79 @@ impl StorageCommand {
         }
         Ok(())
     }
+}
+
+/// How much of an object a download holds in memory at once.
+const GET_PIECE: u64 = 8 << 20;
+
+/// Downloads an object in pieces, so memory stays bounded whatever its
+/// size; the ETag check makes a concurrent replacement fail instead of
+/// mixing two versions.
+async fn get(
+    storage: &Arc<dyn Storage>,
+    bucket: &str,
+    key: &str,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let Some(meta) = storage.head(bucket, key).await? else {
+        anyhow::bail!("there is no object `{key}` in bucket `{bucket}`");
+    };
+    let etag = Some(meta.etag.as_str()).filter(|e| !e.is_empty());
+    let mut sink: Box<dyn Write> = match output {
+        Some(path) => {
+            let path = if path.is_dir() {
+                path.join(key.rsplit('/').next().unwrap_or(key))
+            } else {
+                path.to_owned()
+            };
+            Box::new(std::io::BufWriter::new(
+                std::fs::File::create(&path)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            ))
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let bar = byte_bar(meta.size);
+    let mut offset = 0;
+    while offset < meta.size {
+        let piece = storage
+            .get_range_if(
+                bucket,
+                key,
+                offset..(offset + GET_PIECE).min(meta.size),
+                etag,
+            )
+            .await?;
+        if piece.is_empty() {
+            break;
+        }
+        match sink.write_all(&piece) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other.context("cannot write the object out")?,
+        }
+        offset += piece.len() as u64;
+        bar.set_position(offset);
+    }
+    match sink.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("cannot write the object out");
+        }
+        _ => {}
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn byte_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} [{bar:25}] {bytes_per_sec} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
 }
 
 async fn put(
@@ -177,14 +241,7 @@ async fn put(
         .iter()
         .map(|(file, _)| std::fs::metadata(file).map(|m| m.len()).unwrap_or(0))
         .sum();
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = byte_bar(total);
     let mut done = 0;
     for (file, key) in &uploads {
         bar.set_message(key.clone());

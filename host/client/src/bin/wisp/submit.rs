@@ -259,7 +259,13 @@ impl Submit {
             return Ok(Inputs::Many(args));
         }
         if let (Some(data), Some(chunking)) = (&self.data, chunking) {
+            if data.to_ascii_lowercase().starts_with("s3://") && !data.starts_with("s3://") {
+                bail!("write the scheme in lower case: s3://{}", &data[5..]);
+            }
             if let Some(url) = StorageUrl::parse(data) {
+                if url.bucket.is_empty() {
+                    bail!("`{data}` names no bucket: write s3://BUCKET/PREFIX");
+                }
                 if url.bucket != exec.bucket() {
                     bail!(
                         "functions may read only bucket `{}`, the configured storage_bucket, \
@@ -277,6 +283,9 @@ impl Submit {
                 )
                 .await?;
                 tracing::info!(parts = parts.len(), "partitioned objects");
+                if parts.is_empty() {
+                    eprintln!("warning: no objects under {data}: nothing to run");
+                }
                 let args = parts
                     .iter()
                     .map(|part| Ok(Bytes::from(serde_json::to_vec(part)?)))
