@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, ensure};
-use wasmtime::{Caller, InstancePre, Linker, Store};
+use wasmtime::{InstancePre, Linker, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -48,14 +48,12 @@ impl Bare {
         let mut linker = Linker::<WasiP1Ctx>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)
             .map_err(wasmtime_error("link WASI"))?;
-        // wisp's one host import; `noop` never panics, so it is never called.
+        // wisp's own imports (panic, storage): `noop` calls none of them, so
+        // bare wasmtime links them as traps and does no more work than it
+        // must.
         linker
-            .func_wrap(
-                "wisp",
-                "panic",
-                |_: Caller<'_, WasiP1Ctx>, _: i32, _: i32| {},
-            )
-            .map_err(wasmtime_error("link the panic import"))?;
+            .define_unknown_imports_as_traps(&module)
+            .map_err(wasmtime_error("link wisp's imports"))?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(wasmtime_error("link the module"))?;
