@@ -170,7 +170,7 @@ pub(crate) struct CallState {
     panic: Option<String>,
     pub(crate) storage: Option<SharedStorage>,
     /// The response of the last storage import, until the guest takes it.
-    pub(crate) response: Vec<u8>,
+    pub(crate) response: bytes::Bytes,
     /// When the call must end.
     deadline: Instant,
     /// The engine's cancellation count, and its value when the call began.
@@ -281,7 +281,7 @@ pub(crate) fn run(
         },
         panic: None,
         storage,
-        response: Vec::new(),
+        response: bytes::Bytes::new(),
         deadline: Instant::now() + limits.timeout,
         cancel: engine.cancel.clone(),
         cancel_seen: engine.cancel.load(Ordering::Relaxed),

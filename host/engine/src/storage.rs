@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use wasmtime::{Caller, Linker};
 use wisp_abi as abi;
 
@@ -22,7 +23,7 @@ pub trait GuestStorage: Send + Sync {
         start: u64,
         end: Option<u64>,
         etag: Option<&str>,
-    ) -> Result<Vec<u8>, String>;
+    ) -> Result<Bytes, String>;
     /// Writes an object.
     fn put(&self, key: &str, data: Vec<u8>) -> Result<(), String>;
     /// The objects under a prefix, as a JSON array of `{"key", "size",
@@ -87,7 +88,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
                 let data = read_bytes(&mut caller, data_ptr, data_len)?;
                 let storage = caller.data().storage.clone().ok_or(NO_STORAGE)?;
                 tracing::trace!(%key, bytes = data.len(), "guest storage put");
-                storage.put(&key, data).map(|()| Vec::new())
+                storage.put(&key, data).map(|()| Bytes::new())
             })();
             respond(&mut caller, result)
         },
@@ -100,7 +101,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
                 let prefix = read_str(&mut caller, prefix_ptr, prefix_len)?;
                 let storage = caller.data().storage.clone().ok_or(NO_STORAGE)?;
                 tracing::trace!(%prefix, "guest storage list");
-                storage.list(&prefix)
+                storage.list(&prefix).map(Bytes::from)
             })();
             respond(&mut caller, result)
         },
@@ -113,7 +114,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
                 let key = read_str(&mut caller, key_ptr, key_len)?;
                 let storage = caller.data().storage.clone().ok_or(NO_STORAGE)?;
                 tracing::trace!(%key, "guest storage delete");
-                storage.delete(&key).map(|()| Vec::new())
+                storage.delete(&key).map(|()| Bytes::new())
             })();
             respond(&mut caller, result)
         },
@@ -136,10 +137,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
     Ok(())
 }
 
-fn respond(caller: &mut Caller<'_, CallState>, result: Result<Vec<u8>, String>) -> i64 {
+fn respond(caller: &mut Caller<'_, CallState>, result: Result<Bytes, String>) -> i64 {
+    // The response is kept as the storage returned it, without a copy,
+    // until the guest takes it into its own memory.
     let (bytes, sign) = match result {
         Ok(bytes) => (bytes, 1),
-        Err(message) => (message.into_bytes(), -1),
+        Err(message) => (Bytes::from(message), -1),
     };
     let len = bytes.len() as i64;
     caller.data_mut().response = bytes;

@@ -72,7 +72,7 @@ impl GuestStorage for BucketStorage {
         start: u64,
         end: Option<u64>,
         etag: Option<&str>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Bytes, String> {
         let read = async {
             match (start, end, etag) {
                 (0, None, None) => self.storage.get(&self.bucket, key).await,
@@ -84,10 +84,7 @@ impl GuestStorage for BucketStorage {
                 }
             }
         };
-        self.runtime
-            .block_on(read)
-            .map(|bytes| bytes.to_vec())
-            .map_err(|e| e.to_string())
+        self.runtime.block_on(read).map_err(|e| e.to_string())
     }
 
     fn put(&self, key: &str, data: Vec<u8>) -> Result<(), String> {
