@@ -143,6 +143,16 @@ fn bad_input_exits_2_with_a_message_saying_what_to_do() {
 
 #[test]
 fn a_sleeping_call_is_stopped_at_its_time_limit() {
+    // Build the fixture first, so that the timing below is the job's alone.
+    let (_dir, warm) = wisp(&[
+        "submit",
+        "tests/guests/faults",
+        "--function",
+        "noop",
+        "--args",
+        "null",
+    ]);
+    assert_eq!(warm.status.code(), Some(0), "{}", stderr(&warm));
     let started = std::time::Instant::now();
     let (_dir, out) = wisp(&[
         "submit",
