@@ -303,10 +303,15 @@ async fn a_plain_wasi_command_runs_as_a_function() {
             call_error(&err),
             CallError::Exit {
                 code: 2,
-                command: true
+                command: true,
+                ..
             }
         ),
         "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("exited with code 2: "),
+        "says why: {err}"
     );
     assert!(!bad.log().expect("done").is_empty(), "stderr is the log");
     exec.close().await.expect("close");

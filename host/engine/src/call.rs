@@ -107,12 +107,19 @@ pub enum CallError {
         message: String,
     },
     /// The guest called `proc_exit`.
-    #[error("the function exited with code {code}{}", if *command { "" } else { " instead of returning" })]
+    #[error(
+        "the function exited with code {code}{}{}",
+        if *command { "" } else { " instead of returning" },
+        if last_words.is_empty() { String::new() } else { format!(": {last_words}") }
+    )]
     Exit {
         /// The exit code.
         code: i32,
         /// Whether the module is a WASI command (for which exiting is normal).
         command: bool,
+        /// The last line it wrote to stderr, which usually says why.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        last_words: String,
     },
     /// The result is larger than the limit.
     #[error(
@@ -314,13 +321,32 @@ pub(crate) fn run(
     } else {
         run_function(&mut store, module, function, args, limits)
     };
-    let result = result.map_err(|error| refine(error, store.data_mut(), limits));
+    let log = log.take();
+    let result = result.map_err(|error| match refine(error, store.data_mut(), limits) {
+        CallError::Exit { code, command, .. } => CallError::Exit {
+            code,
+            command,
+            last_words: last_line(&log),
+        },
+        other => other,
+    });
     CallOutcome {
         result,
-        log: log.take(),
+        log,
         started,
         finished: SystemTime::now(),
     }
+}
+
+/// The last non-empty line of a log, at most 500 characters of it.
+fn last_line(log: &CapturedLog) -> String {
+    let text = String::from_utf8_lossy(&log.bytes);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    line.trim().chars().take(500).collect()
 }
 
 fn run_command(
@@ -344,6 +370,7 @@ fn run_command(
         Err(CallError::Exit { code, .. }) => Err(CallError::Exit {
             code,
             command: true,
+            last_words: String::new(),
         }),
         Err(e) => Err(e),
     }
@@ -504,6 +531,7 @@ fn trap_error(error: wasmtime::Error) -> CallError {
         return CallError::Exit {
             code: exit.0,
             command: false,
+            last_words: String::new(),
         };
     }
     match error.downcast_ref::<Trap>() {
