@@ -13,7 +13,15 @@ pub enum Unit {
     Millis,
     /// Seconds.
     Seconds,
-    /// A ratio of two times taken in the same run.
+    /// Megabytes (10⁶ bytes) per second.
+    MegabytesPerSecond,
+    /// Objects per second.
+    ObjectsPerSecond,
+    /// Milliseconds of CPU time.
+    CpuMillis,
+    /// A number of events.
+    Count,
+    /// A ratio of two figures taken in the same run.
     Ratio,
 }
 
@@ -24,13 +32,21 @@ impl Unit {
             Self::Micros => "µs",
             Self::Millis => "ms",
             Self::Seconds => "s",
+            Self::MegabytesPerSecond => "MB/s",
+            Self::ObjectsPerSecond => "objects/s",
+            Self::CpuMillis => "ms CPU",
+            Self::Count => "count",
             Self::Ratio => "×",
         }
     }
 
     fn format(self, value: f64) -> String {
         match self {
-            Self::CallsPerSecond => thousands(value.round() as u64),
+            Self::CallsPerSecond
+            | Self::MegabytesPerSecond
+            | Self::ObjectsPerSecond
+            | Self::CpuMillis
+            | Self::Count => thousands(value.round() as u64),
             Self::Micros => format!("{value:.1}"),
             Self::Millis if value >= 100.0 => format!("{value:.0}"),
             Self::Millis => format!("{value:.2}"),
@@ -40,7 +56,8 @@ impl Unit {
     }
 }
 
-fn thousands(value: u64) -> String {
+/// A whole number with thousands separators.
+pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
@@ -82,13 +99,16 @@ impl Summary {
     }
 }
 
+/// A figure read from each run; `None` where a run did not measure it.
+type Read<'a, R> = Box<dyn Fn(&R) -> Option<f64> + 'a>;
+
 /// One line of the table: a heading, or a figure read from each run.
 pub enum Row<'a, R> {
     Section(String),
     Figure {
         label: String,
         unit: Unit,
-        value: Box<dyn Fn(&R) -> f64 + 'a>,
+        value: Read<'a, R>,
     },
 }
 
@@ -98,6 +118,15 @@ impl<'a, R> Row<'a, R> {
     }
 
     pub fn figure(label: impl Into<String>, unit: Unit, value: impl Fn(&R) -> f64 + 'a) -> Self {
+        Self::maybe(label, unit, move |run| Some(value(run)))
+    }
+
+    /// A figure that some runs may not have; a row no run has is left out.
+    pub fn maybe(
+        label: impl Into<String>,
+        unit: Unit,
+        value: impl Fn(&R) -> Option<f64> + 'a,
+    ) -> Self {
         Self::Figure {
             label: label.into(),
             unit,
@@ -117,7 +146,7 @@ pub fn markdown<R>(rows: &[Row<'_, R>], runs: &[R]) -> String {
                 let _ = writeln!(out, "| **{title}** | | | | |");
             }
             Row::Figure { label, unit, value } => {
-                let Some(summary) = Summary::of(runs.iter().map(value)) else {
+                let Some(summary) = Summary::of(runs.iter().filter_map(value)) else {
                     continue;
                 };
                 let _ = writeln!(
@@ -145,6 +174,21 @@ mod tests {
         let even = Summary::of([4.0, 1.0, 3.0, 2.0]).expect("values");
         assert_eq!(even.median, 2.5);
         assert!(Summary::of([]).is_none());
+    }
+
+    #[test]
+    fn figures_are_written_by_unit() {
+        assert_eq!(Unit::MegabytesPerSecond.format(1234.4), "1,234");
+        assert_eq!(Unit::Ratio.format(0.815), "0.81");
+        let rows = vec![
+            Row::section("s"),
+            Row::figure("x", Unit::Ratio, |r: &f64| *r),
+            Row::maybe("never", Unit::Ratio, |_: &f64| None),
+        ];
+        let table = markdown(&rows, &[1.0, 3.0, 2.0]);
+        assert!(table.contains("| **s** | | | | |"), "{table}");
+        assert!(table.contains("| x | × | 2.00 | 1.00 | 3.00 |"), "{table}");
+        assert!(!table.contains("never"), "{table}");
     }
 
     #[test]

@@ -35,7 +35,14 @@ mod large;
 mod machine;
 #[path = "storage/small.rs"]
 mod small;
-#[path = "storage/table.rs"]
+#[path = "../machine.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the main benchmark, which uses all of it"
+)]
+mod system;
+#[path = "../stats.rs"]
+#[allow(dead_code, reason = "shared by both benchmark binaries; each uses part of it")]
 mod table;
 
 use std::io::Write as _;
@@ -275,7 +282,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let load_before = machine::load_average();
+    let load_before = system::load_average();
     // In a task on the runtime's workers, as async code usually runs, rather
     // than in `block_on` on this thread: the native reads are then woken by
     // the runtime's scheduler, not by unparking a thread outside it, which
@@ -287,13 +294,13 @@ fn main() -> Result<()> {
         })
     };
     let (upload, runs) = measured.context("the benchmark's task panicked")??;
-    let load_after = machine::load_average();
+    let load_after = system::load_average();
 
     println!("## wisp storage benchmark\n");
     println!("- wisp {}", env!("CARGO_PKG_VERSION"));
     println!(
         "- machine: {threads} cores (nproc), {}, {}",
-        machine::cpu_model(),
+        system::cpu_model(),
         machine::memory()
     );
     println!(
@@ -535,102 +542,102 @@ fn rows<'a>(args: &Args) -> Vec<Row<'a, Run>> {
                  ({requests} GetObject requests)",
                 args.object_mib
             )),
-            Row::figure(
+            Row::maybe(
                 "guest `read_chunks`, function time (instance start to return)",
                 Unit::MegabytesPerSecond,
                 move |r| mbps(at(r).guest.function),
             ),
-            Row::figure(
+            Row::maybe(
                 "guest `read_chunks`, end to end (`call_async` to `get_result`)",
                 Unit::MegabytesPerSecond,
                 move |r| mbps(at(r).guest.end_to_end),
             ),
-            Row::figure(
+            Row::maybe(
                 "native `S3Storage::get_range`",
                 Unit::MegabytesPerSecond,
                 move |r| mbps(at(r).wisp_storage.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "native aws-sdk-s3 GetObject, body collected",
                 Unit::MegabytesPerSecond,
                 move |r| mbps(at(r).sdk_collected.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "native aws-sdk-s3 GetObject, body streamed (counted, not kept)",
                 Unit::MegabytesPerSecond,
                 move |r| mbps(at(r).sdk_streamed.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "`S3Storage::get_range` via `Handle::block_on` on a plain thread",
                 Unit::MegabytesPerSecond,
                 move |r| mbps(at(r).blocking.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "… plus the import's copies (`to_vec`, zeroed guest buffer, copy in)",
                 Unit::MegabytesPerSecond,
                 move |r| mbps(at(r).blocking_copies.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "guest (function time) ÷ native `S3Storage` (goal ≥ 0.8)",
                 Unit::Ratio,
                 move |r| faster(at(r).guest.function, at(r).wisp_storage.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "guest (end to end) ÷ native `S3Storage`",
                 Unit::Ratio,
                 move |r| faster(at(r).guest.end_to_end, at(r).wisp_storage.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "guest (function time) ÷ aws-sdk-s3, body collected",
                 Unit::Ratio,
                 move |r| faster(at(r).guest.function, at(r).sdk_collected.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "`block_on` on a plain thread ÷ in the runtime",
                 Unit::Ratio,
                 move |r| faster(at(r).blocking.wall, at(r).wisp_storage.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "`block_on` + the import's copies ÷ in the runtime",
                 Unit::Ratio,
                 move |r| faster(at(r).blocking_copies.wall, at(r).wisp_storage.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "guest (function time) ÷ `block_on` + the import's copies",
                 Unit::Ratio,
                 move |r| faster(at(r).guest.function, at(r).blocking_copies.wall),
             ),
-            Row::figure(
+            Row::maybe(
                 "client CPU: guest (`call_async` to `get_result`)",
                 Unit::CpuMillis,
                 move |r| ms(at(r).guest_usage),
             ),
-            Row::figure(
+            Row::maybe(
                 "client CPU: native `S3Storage::get_range`",
                 Unit::CpuMillis,
                 move |r| ms(at(r).wisp_storage.usage),
             ),
-            Row::figure(
+            Row::maybe(
                 "client CPU: aws-sdk-s3, body collected",
                 Unit::CpuMillis,
                 move |r| ms(at(r).sdk_collected.usage),
             ),
-            Row::figure(
+            Row::maybe(
                 "client CPU: aws-sdk-s3, body streamed",
                 Unit::CpuMillis,
                 move |r| ms(at(r).sdk_streamed.usage),
             ),
-            Row::figure(
+            Row::maybe(
                 "client CPU: `block_on` on a plain thread",
                 Unit::CpuMillis,
                 move |r| ms(at(r).blocking.usage),
             ),
-            Row::figure(
+            Row::maybe(
                 "client CPU: `block_on` + the import's copies",
                 Unit::CpuMillis,
                 move |r| ms(at(r).blocking_copies.usage),
             ),
-            Row::figure(
+            Row::maybe(
                 "client CPU: guest ÷ native `S3Storage`",
                 Unit::Ratio,
                 move |r| {
@@ -638,15 +645,15 @@ fn rows<'a>(args: &Args) -> Vec<Row<'a, Run>> {
                     Some(cpu(at(r).guest_usage)? / cpu(at(r).wisp_storage.usage)?)
                 },
             ),
-            Row::figure("client page faults: guest", Unit::Count, move |r| {
+            Row::maybe("client page faults: guest", Unit::Count, move |r| {
                 faults(at(r).guest_usage)
             }),
-            Row::figure(
+            Row::maybe(
                 "client page faults: native `S3Storage::get_range`",
                 Unit::Count,
                 move |r| faults(at(r).wisp_storage.usage),
             ),
-            Row::figure(
+            Row::maybe(
                 "client page faults: `block_on` + the import's copies",
                 Unit::Count,
                 move |r| faults(at(r).blocking_copies.usage),
@@ -662,10 +669,10 @@ fn rows<'a>(args: &Args) -> Vec<Row<'a, Run>> {
             args.small_bytes,
             args.in_flight
         )),
-        Row::figure("put", Unit::ObjectsPerSecond, move |r: &Run| {
+        Row::maybe("put", Unit::ObjectsPerSecond, move |r: &Run| {
             rate(r.small.put)
         }),
-        Row::figure("get", Unit::ObjectsPerSecond, move |r: &Run| {
+        Row::maybe("get", Unit::ObjectsPerSecond, move |r: &Run| {
             rate(r.small.get)
         }),
     ]);

@@ -4,33 +4,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-/// The first three fields of `/proc/loadavg`: other work on the machine
-/// skews every figure, so the table says how busy it was.
-pub fn load_average() -> String {
-    match std::fs::read_to_string("/proc/loadavg") {
-        Ok(text) => text
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        Err(e) => format!("unknown ({e})"),
-    }
-}
-
-/// The CPU's model name from `/proc/cpuinfo`, or why it is unknown.
-pub fn cpu_model() -> String {
-    match std::fs::read_to_string("/proc/cpuinfo") {
-        Ok(info) => info
-            .lines()
-            .find_map(|line| {
-                let (key, value) = line.split_once(':')?;
-                (key.trim() == "model name").then(|| value.trim().to_owned())
-            })
-            .unwrap_or_else(|| "CPU model not in /proc/cpuinfo".to_owned()),
-        Err(e) => format!("CPU model unknown (/proc/cpuinfo: {e})"),
-    }
-}
-
 /// The machine's memory from `/proc/meminfo`, in GiB.
 pub fn memory() -> String {
     std::fs::read_to_string("/proc/meminfo")
