@@ -28,7 +28,10 @@ mod native;
 #[path = "../../tests/guests/faults/src/reference.rs"]
 mod reference;
 mod report;
-#[allow(dead_code, reason = "shared by both benchmark binaries; each uses part of it")]
+#[allow(
+    dead_code,
+    reason = "shared by both benchmark binaries; each uses part of it"
+)]
 mod stats;
 mod threads;
 mod worker_loop;

@@ -42,7 +42,10 @@ mod small;
 )]
 mod system;
 #[path = "../stats.rs"]
-#[allow(dead_code, reason = "shared by both benchmark binaries; each uses part of it")]
+#[allow(
+    dead_code,
+    reason = "shared by both benchmark binaries; each uses part of it"
+)]
 mod table;
 
 use std::io::Write as _;

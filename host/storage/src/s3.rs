@@ -398,21 +398,35 @@ impl S3Storage {
                     .operation_timeout(Duration::from_secs(5).max(self.connect_timeout() * 2))
                     .build(),
             );
-        match self
-            .client
-            .list_buckets()
-            .customize()
-            .config_override(quick)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // The credentials were accepted, but may not list buckets: that
-            // is allowed, since wisp needs only its own bucket.
-            Err(e) if e.code() == Some("AccessDenied") => Ok(()),
-            // The service answered, but does not list buckets.
-            Err(e) if e.code() == Some("NotImplemented") || status(&e) == Some(501) => Ok(()),
-            Err(e) => Err(self.error(e, Target::bucket("ListBuckets (connection check)", ""))),
+        // A service that answers with a server error (5xx) is up but
+        // briefly unwell: ask again a couple of times before giving up.
+        // Refusals and silence are final at once, so failing stays fast.
+        let mut attempt = 1;
+        loop {
+            let answer = self
+                .client
+                .list_buckets()
+                .customize()
+                .config_override(quick.clone())
+                .send()
+                .await;
+            match answer {
+                Ok(_) => return Ok(()),
+                // The credentials were accepted, but may not list buckets:
+                // that is allowed, since wisp needs only its own bucket.
+                Err(e) if e.code() == Some("AccessDenied") => return Ok(()),
+                // The service answered, but does not list buckets.
+                Err(e) if e.code() == Some("NotImplemented") || status(&e) == Some(501) => {
+                    return Ok(());
+                }
+                Err(e) if attempt < 3 && status(&e).is_some_and(|s| s >= 500) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(self.error(e, Target::bucket("ListBuckets (connection check)", "")));
+                }
+            }
         }
     }
 
@@ -470,7 +484,7 @@ impl S3Storage {
     {
         let unreachable = |err: &SdkError<E>| StorageError::Unreachable {
             endpoint: self.endpoint.clone(),
-            message: DisplayErrorContext(err).to_string(),
+            message: causes(err),
         };
         match &err {
             SdkError::TimeoutError(_) => return unreachable(&err),
@@ -544,9 +558,32 @@ impl S3Storage {
                 ),
             };
         }
+        let message = match &err {
+            // A service's answer reads best as its status, code and message;
+            // the SDK's own rendering of it is a debug dump of the response.
+            SdkError::ServiceError(_) => format!(
+                "the S3 service at {endpoint} answered HTTP {}{}{}",
+                status.unwrap_or_default(),
+                if err.code().is_some() {
+                    format!(" ({})", detail())
+                } else {
+                    String::new()
+                },
+                if endpoint
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .contains('/')
+                {
+                    "; the endpoint should be the service's address without a path"
+                } else {
+                    ""
+                }
+            ),
+            _ => causes(&err),
+        };
         StorageError::Backend {
             op: target.to_string(),
-            message: DisplayErrorContext(&err).to_string(),
+            message,
         }
     }
 
@@ -1134,6 +1171,22 @@ impl Storage for S3Storage {
             })
         }
     }
+}
+
+/// An error and its causes as one line of text, each cause once: what the
+/// SDK's `DisplayErrorContext` says, without the debug dump it appends.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
