@@ -54,6 +54,22 @@ pub struct Kernel<T> {
 /// because on some file systems (ext4 without a journal) creating files is
 /// slow for a minute or more after many were deleted, and the next
 /// measurements would pay for this one's cleanup.
+/// An executor on local storage in `dir` that keeps job data: the
+/// benchmarks remove their files themselves, once, at the end.
+pub async fn executor(dir: &Path, workers: usize) -> Result<FunctionExecutor> {
+    let config = wisp::Config {
+        storage_dir: dir.to_owned(),
+        workers,
+        data_cleaner: false,
+        ..wisp::Config::default()
+    };
+    FunctionExecutor::builder()
+        .config(config)
+        .build()
+        .await
+        .context("cannot start the executor")
+}
+
 pub async fn run(
     dir: &Path,
     wasm: &[u8],
@@ -62,17 +78,7 @@ pub async fn run(
     int_loop_n: u64,
     hash_mib: u64,
 ) -> Result<Figures> {
-    let config = wisp::Config {
-        storage_dir: dir.to_owned(),
-        workers,
-        data_cleaner: false,
-        ..wisp::Config::default()
-    };
-    let exec = FunctionExecutor::builder()
-        .config(config)
-        .build()
-        .await
-        .context("cannot start the executor")?;
+    let exec = executor(dir, workers).await?;
 
     let bytes = wasm.to_vec();
     let started = Instant::now();

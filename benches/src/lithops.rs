@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 use tokio::runtime::Runtime;
-use wisp::FunctionExecutor;
 use wisp::partition::{self, Chunking};
 
 use crate::stats::{Row, Summary, Unit};
@@ -469,17 +468,7 @@ async fn wisp_word_count(
     data: &Path,
 ) -> Result<WordCount> {
     eprintln!("wisp word count over {}…", data.display());
-    let config = wisp::Config {
-        storage_dir: dir.to_owned(),
-        workers,
-        data_cleaner: false,
-        ..wisp::Config::default()
-    };
-    let exec = FunctionExecutor::builder()
-        .config(config)
-        .build()
-        .await
-        .context("cannot start the executor")?;
+    let exec = crate::client::executor(dir, workers).await?;
     let f = exec
         .function_from_bytes("wordcount", wasm.to_vec())
         .context("the executor cannot load the wordcount module")?;
