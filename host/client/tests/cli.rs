@@ -171,11 +171,15 @@ fn a_sleeping_call_is_stopped_at_its_time_limit() {
         "{}",
         stderr(&out)
     );
-    assert!(
-        stdout(&out).ends_with("\n5\n"),
-        "the short sleep succeeds: {}",
-        stdout(&out)
-    );
+    // The short sleep succeeds and reports how long it slept, which a loaded
+    // machine may stretch past the 5 ms asked for, but never to the limit.
+    let out_text = stdout(&out);
+    let lines: Vec<&str> = out_text.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per call: {out_text}");
+    let slept: u64 = lines[1]
+        .parse()
+        .unwrap_or_else(|_| panic!("the short sleep succeeds: {out_text}"));
+    assert!((5..1000).contains(&slept), "slept {slept} ms: {out_text}");
     assert!(
         elapsed < std::time::Duration::from_secs(10),
         "took {elapsed:?}"
