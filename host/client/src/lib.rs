@@ -23,8 +23,10 @@
 
 pub mod builder;
 pub mod config;
+pub mod docker;
 mod executor;
 mod localhost;
+pub mod openwhisk;
 pub mod partition;
 pub mod storage;
 mod tracker;
@@ -147,6 +149,12 @@ pub enum Error {
         /// Calls waited for.
         total: usize,
     },
+    /// The Docker engine or a registry failed.
+    #[error(transparent)]
+    Docker(#[from] docker::DockerError),
+    /// The OpenWhisk API failed.
+    #[error(transparent)]
+    OpenWhisk(#[from] openwhisk::OpenWhiskError),
     /// Something this release cannot do.
     #[error("{0}")]
     Unsupported(String),

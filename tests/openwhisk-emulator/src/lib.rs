@@ -1,0 +1,1 @@
+//! An emulator of the Apache OpenWhisk controller and invoker, for tests.
