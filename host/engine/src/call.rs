@@ -164,6 +164,9 @@ pub struct CallOutcome {
     /// What the call wrote to stdout and stderr (for a WASI command, only
     /// stderr: its stdout is the result).
     pub log: CapturedLog,
+    /// What it wrote to stderr, when the call asked for the streams apart
+    /// ([`CallEnv::split_streams`]); otherwise stderr is in `log`.
+    pub stderr: Option<CapturedLog>,
     /// When the instance was about to be created.
     pub started: SystemTime,
     /// When the call returned or failed.
@@ -258,20 +261,52 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<CallS
     Ok(linker)
 }
 
+/// What a call sees of the world besides its arguments.
+#[derive(Clone, Default)]
+pub struct CallEnv {
+    /// Storage reachable through wisp's storage imports, if any.
+    pub storage: Option<SharedStorage>,
+    /// Environment variables the guest can read: this call's alone, so
+    /// that concurrent calls never see each other's.
+    pub vars: Vec<(String, String)>,
+    /// Keep stderr apart from stdout, in [`CallOutcome::stderr`], rather
+    /// than interleaved with it in [`CallOutcome::log`].
+    pub split_streams: bool,
+}
+
+impl std::fmt::Debug for CallEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Variables may carry secrets: name them, never show their values.
+        let names: Vec<&str> = self.vars.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("CallEnv")
+            .field("storage", &self.storage.is_some())
+            .field("vars", &names)
+            .field("split_streams", &self.split_streams)
+            .finish()
+    }
+}
+
 pub(crate) fn run(
     engine: &Engine,
     module: &Module,
     function: &str,
     args: &[u8],
     limits: &CallLimits,
-    storage: Option<SharedStorage>,
+    env: CallEnv,
 ) -> CallOutcome {
     let started = SystemTime::now();
     let log = LogPipe::new(limits.log_bytes);
+    let stderr = if env.split_streams {
+        LogPipe::new(limits.log_bytes)
+    } else {
+        log.clone()
+    };
     let command = module.manifest.command;
     let stdout = LogPipe::new(limits.output_bytes);
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stderr(log.clone());
+    wasi.stderr(stderr.clone());
+    wasi.envs(&env.vars);
+    let storage = env.storage;
     if command {
         wasi.stdin(MemoryInputPipe::new(args.to_vec()));
         wasi.stdout(stdout.clone());
@@ -322,17 +357,19 @@ pub(crate) fn run(
         run_function(&mut store, module, function, args, limits)
     };
     let log = log.take();
+    let stderr = env.split_streams.then(|| stderr.take());
     let result = result.map_err(|error| match refine(error, store.data_mut(), limits) {
         CallError::Exit { code, command, .. } => CallError::Exit {
             code,
             command,
-            last_words: last_line(&log),
+            last_words: last_line(stderr.as_ref().unwrap_or(&log)),
         },
         other => other,
     });
     CallOutcome {
         result,
         log,
+        stderr,
         started,
         finished: SystemTime::now(),
     }

@@ -31,7 +31,7 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use wasmtime::{InstancePre, Linker, ModuleExport};
 
-pub use call::{CallError, CallLimits, CallOutcome};
+pub use call::{CallEnv, CallError, CallLimits, CallOutcome};
 pub use log::{CapturedLog, LogPipe};
 pub use module::{COMMAND_FUNCTION, FunctionInfo, Manifest};
 pub use storage::{GuestStorage, SharedStorage};
@@ -309,7 +309,7 @@ impl Engine {
         args: &[u8],
         limits: &CallLimits,
     ) -> CallOutcome {
-        call::run(self, module, function, args, limits, None)
+        call::run(self, module, function, args, limits, CallEnv::default())
     }
 
     /// As [`call`](Self::call), with `storage` reachable through wisp's
@@ -322,7 +322,29 @@ impl Engine {
         limits: &CallLimits,
         storage: SharedStorage,
     ) -> CallOutcome {
-        call::run(self, module, function, args, limits, Some(storage))
+        self.call_in(
+            module,
+            function,
+            args,
+            limits,
+            CallEnv {
+                storage: Some(storage),
+                ..CallEnv::default()
+            },
+        )
+    }
+
+    /// As [`call`](Self::call), in the given environment: storage,
+    /// environment variables, and how the output streams are kept.
+    pub fn call_in(
+        &self,
+        module: &Module,
+        function: &str,
+        args: &[u8],
+        limits: &CallLimits,
+        env: CallEnv,
+    ) -> CallOutcome {
+        call::run(self, module, function, args, limits, env)
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Arc<Module>>> {

@@ -6,13 +6,16 @@
 //! back; any worker that speaks it (the in-process pool of the localhost
 //! backend, an action in the runtime image) can run them.
 
+pub mod action;
 mod guest_storage;
 pub mod protocol;
 mod retry;
+pub mod settings;
 mod worker;
 
 pub use guest_storage::BucketStorage;
 pub use protocol::{CallStatus, Failure, JobSpec, Outcome, Timings};
+pub use settings::StorageSettings;
 pub use worker::{CallInput, Worker, WorkerError};
 
 /// Microseconds since the Unix epoch: the clock of every timing wisp records.

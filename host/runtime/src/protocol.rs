@@ -154,6 +154,13 @@ pub enum Failure {
         /// Why.
         message: String,
     },
+    /// The compute backend lost the call: its activation failed, ran out
+    /// of time before the call started, or ended without recording it.
+    #[error("{message}")]
+    Lost {
+        /// What happened, naming the activation where there is one.
+        message: String,
+    },
     /// The call itself failed.
     #[error(transparent)]
     #[serde(untagged)]

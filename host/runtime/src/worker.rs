@@ -91,6 +91,21 @@ impl Worker {
         &self.engine
     }
 
+    /// The storage the worker reads jobs from and records outcomes in.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The bucket of jobs.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The runtime that drives storage's futures.
+    pub fn runtime(&self) -> &Handle {
+        &self.runtime
+    }
+
     /// The job's module: compiled already, or fetched from storage, checked
     /// against its digest, and compiled.
     ///
@@ -131,12 +146,29 @@ impl Worker {
     /// but does not record its status: [`record`](Self::record) does, for
     /// several calls at once.
     pub fn execute(&self, job: &JobSpec, module: &Module, call: &CallInput) -> CallStatus {
+        self.execute_within(job, module, call, None)
+    }
+
+    /// As [`execute`](Self::execute), with the call's time limit cut to
+    /// `left` when that is shorter than the job's: a worker inside an
+    /// activation must finish before the activation's deadline.
+    pub fn execute_within(
+        &self,
+        job: &JobSpec,
+        module: &Module,
+        call: &CallInput,
+        left: Option<std::time::Duration>,
+    ) -> CallStatus {
         let worker_start_us = now_us();
+        let mut limits = job.limits();
+        if let Some(left) = left {
+            limits.timeout = limits.timeout.min(left);
+        }
         let outcome = self.engine.call_with_storage(
             module,
             &job.function,
             &call.args,
-            &job.limits(),
+            &limits,
             self.guest_storage.clone(),
         );
         let timings = Timings {
@@ -222,9 +254,37 @@ impl Worker {
     /// a map of thousands of tiny calls from being a file system benchmark.
     /// If the write fails the statuses are still returned, each turned into
     /// a storage failure, so that an in-process client learns what happened.
-    pub fn record(&self, mut statuses: Vec<CallStatus>) -> Vec<CallStatus> {
+    pub fn record(&self, statuses: Vec<CallStatus>) -> Vec<CallStatus> {
+        match self.try_record(statuses) {
+            Ok(statuses) => statuses,
+            Err((statuses, e)) => statuses
+                .into_iter()
+                .map(|status| {
+                    status.failed(Failure::Storage {
+                        message: format!("the outcome could not be recorded: {e}"),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// As [`record`](Self::record), but a failed write is an error that
+    /// hands the statuses back as they were: a worker in an activation
+    /// reports it to the platform rather than to a client.
+    ///
+    /// # Errors
+    ///
+    /// When storage refuses the write or stays unreachable.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the statuses go back to the caller, who owns them"
+    )]
+    pub fn try_record(
+        &self,
+        mut statuses: Vec<CallStatus>,
+    ) -> Result<Vec<CallStatus>, (Vec<CallStatus>, wisp_storage::StorageError)> {
         let Some(first) = statuses.first() else {
-            return statuses;
+            return Ok(statuses);
         };
         let key = protocol::status_key(
             &first.job_id,
@@ -245,17 +305,10 @@ impl Worker {
             self.storage.put(&self.bucket, &key, body.clone())
         });
         match self.runtime.block_on(put) {
-            Ok(()) => statuses,
+            Ok(()) => Ok(statuses),
             Err(e) => {
                 tracing::error!(%key, "cannot write statuses: {e}");
-                statuses
-                    .into_iter()
-                    .map(|status| {
-                        status.failed(Failure::Storage {
-                            message: format!("the outcome could not be recorded: {e}"),
-                        })
-                    })
-                    .collect()
+                Err((statuses, e))
             }
         }
     }
