@@ -312,3 +312,99 @@ mod read_chunks_tests {
         assert!(outside.contains("only inside a wisp call"), "{outside}");
     }
 }
+
+/// Prints `hello stdout` on standard output and `hello stderr` on standard
+/// error, then returns its argument unchanged: the echo of the action
+/// server's tests.
+#[wisp_guest::function]
+fn action_echo(value: Value) -> Value {
+    println!("hello stdout");
+    eprintln!("hello stderr");
+    value
+}
+
+/// The OpenWhisk activation context as the action server hands it to a
+/// call, read from the environment: `api_host`, `api_key`, `namespace`,
+/// `action_name`, `action_version`, `activation_id` and `deadline`, each a
+/// string, or `null` when its variable is not set.
+#[wisp_guest::function]
+fn action_context() -> serde_json::Map<String, Value> {
+    [
+        "api_host",
+        "api_key",
+        "namespace",
+        "action_name",
+        "action_version",
+        "activation_id",
+        "deadline",
+    ]
+    .into_iter()
+    .map(|key| {
+        let var = format!("__OW_{}", key.to_uppercase());
+        (
+            key.to_owned(),
+            std::env::var(var).map_or(Value::Null, Value::String),
+        )
+    })
+    .collect()
+}
+
+/// Returns the environment variables named in `names`, as an object from
+/// name to value (`null` for a variable that is not set).
+#[wisp_guest::function]
+fn action_env(names: Vec<String>) -> serde_json::Map<String, Value> {
+    names
+        .into_iter()
+        .map(|name| {
+            let value = std::env::var(&name).map_or(Value::Null, Value::String);
+            (name, value)
+        })
+        .collect()
+}
+
+/// Returns a result of the shape that `{"shape": …}` asks for: `text` (the
+/// string `not a json object`), `number` (`42`), `string` (`"x"`), `array`
+/// (`["a","b"]`) or `error` (`{"error":{"code":7}}`).
+#[wisp_guest::function]
+fn action_shape(request: Value) -> Result<Value, String> {
+    match request["shape"].as_str() {
+        Some("text") => Ok(Value::from("not a json object")),
+        Some("number") => Ok(Value::from(42)),
+        Some("string") => Ok(Value::from("x")),
+        Some("array") => Ok(serde_json::json!(["a", "b"])),
+        Some("error") => Ok(serde_json::json!({"error": {"code": 7}})),
+        _ => Err(format!("no such shape: {}", request["shape"])),
+    }
+}
+
+/// Logs `begin {tag}` on both streams, sleeps `ms` milliseconds, logs
+/// `end {tag}`, and returns the tag with the activation id it saw before
+/// and after sleeping.
+#[wisp_guest::function]
+fn action_sleep(ms: u64, tag: String) -> Value {
+    let before = std::env::var("__OW_ACTIVATION_ID").ok();
+    println!("begin {tag}");
+    eprintln!("begin {tag}");
+    std::thread::sleep(Duration::from_millis(ms));
+    println!("end {tag}");
+    eprintln!("end {tag}");
+    let after = std::env::var("__OW_ACTIVATION_ID").ok();
+    serde_json::json!({"tag": tag, "before": before, "after": after})
+}
+
+/// Fails the way `{"fault": …}` asks: `panic` panics with `message`,
+/// `unreachable` executes wasm's `unreachable` instruction (a trap). Any
+/// other request is returned unchanged.
+#[wisp_guest::function]
+fn action_fault(request: Value) -> Value {
+    match request["fault"].as_str() {
+        Some("unreachable") => {
+            #[cfg(target_arch = "wasm32")]
+            core::arch::wasm32::unreachable();
+            #[cfg(not(target_arch = "wasm32"))]
+            std::process::abort();
+        }
+        Some("panic") => panic!("{}", request["message"].as_str().unwrap_or("no message")),
+        _ => request,
+    }
+}
