@@ -22,12 +22,26 @@
 //!   storage_bucket: wisp-data
 //!   region: us-east-1
 //!   create_bucket: false      # create the bucket when it is missing
+//! openwhisk:
+//!   endpoint: https://openwhisk.example.org
+//!   namespace: _              # `_`: the namespace of the key
+//!   api_key: <uuid>:<secret>
+//!   insecure: false           # accept a self-signed certificate
+//!   runtime: default          # or an image such as 127.0.0.1:5000/me/wisp-runtime:0.1
+//!   runtime_memory: 256       # MB per action container
+//!   runtime_timeout: 300      # seconds per activation
+//!   runtime_concurrency: 4    # activations at once in one container
+//!   docker_server: 127.0.0.1:5000   # the registry runtime images are pushed to
+//!   docker_user: me
+//!   docker_password: ...
 //! ```
 //!
 //! Each key can be overridden by an environment variable: `WISP_BACKEND`,
 //! `WISP_STORAGE`, `WISP_DATA_CLEANER`, `WISP_WORKERS`,
 //! `WISP_RUNTIME_MEMORY`, `WISP_RUNTIME_TIMEOUT`, `WISP_STORAGE_DIR`,
-//! `WISP_STORAGE_BUCKET`.
+//! `WISP_STORAGE_BUCKET`, and for OpenWhisk `WISP_OPENWHISK_ENDPOINT`,
+//! `WISP_OPENWHISK_NAMESPACE`, `WISP_OPENWHISK_API_KEY`, `WISP_RUNTIME`,
+//! `WISP_DOCKER_SERVER`, `WISP_DOCKER_USER`, `WISP_DOCKER_PASSWORD`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -120,6 +134,8 @@ pub struct Config {
     pub aws_s3: Option<S3Section>,
     /// The `ceph` section.
     pub ceph: Option<S3Section>,
+    /// The `openwhisk` section.
+    pub openwhisk: OpenWhiskSection,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -151,6 +167,7 @@ impl Default for Config {
             minio: None,
             aws_s3: None,
             ceph: None,
+            openwhisk: OpenWhiskSection::default(),
             source: None,
         }
     }
@@ -209,7 +226,7 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    rename = "wisp config (a mapping of sections: wisp, localhost, minio, aws_s3, ceph)"
+    rename = "wisp config (a mapping of sections: wisp, localhost, minio, aws_s3, ceph, openwhisk)"
 )]
 struct File {
     #[serde(default)]
@@ -219,6 +236,61 @@ struct File {
     minio: Option<S3Section>,
     aws_s3: Option<S3Section>,
     ceph: Option<S3Section>,
+    #[serde(default)]
+    openwhisk: OpenWhiskSection,
+}
+
+/// The `openwhisk` section: the platform, the runtime image and the
+/// registry it is pushed to.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenWhiskSection {
+    /// The API host, such as `https://openwhisk.example.org`.
+    pub endpoint: Option<String>,
+    /// The namespace; `_` (the default) is the key's own.
+    pub namespace: Option<String>,
+    /// The API key, `uuid:secret`.
+    pub api_key: Option<String>,
+    /// Accept a certificate that does not verify. Default: false.
+    #[serde(default)]
+    pub insecure: bool,
+    /// The runtime image, or `default`.
+    pub runtime: Option<String>,
+    /// Memory of each action container, in MB.
+    pub runtime_memory: Option<u64>,
+    /// Time limit of each activation, in seconds.
+    pub runtime_timeout: Option<u64>,
+    /// How many activations one container runs at once. Default: 1.
+    pub runtime_concurrency: Option<u32>,
+    /// How many calls one activation runs. Default: chosen per job.
+    pub calls_per_activation: Option<u32>,
+    /// The registry runtime images are pushed to, such as
+    /// `127.0.0.1:5000`. Default: Docker Hub.
+    pub docker_server: Option<String>,
+    /// The registry's user.
+    pub docker_user: Option<String>,
+    /// The registry's password or token.
+    pub docker_password: Option<String>,
+}
+
+impl fmt::Debug for OpenWhiskSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked = |secret: &Option<String>| secret.as_ref().map(|_| "********");
+        f.debug_struct("OpenWhiskSection")
+            .field("endpoint", &self.endpoint)
+            .field("namespace", &self.namespace)
+            .field("api_key", &masked(&self.api_key))
+            .field("insecure", &self.insecure)
+            .field("runtime", &self.runtime)
+            .field("runtime_memory", &self.runtime_memory)
+            .field("runtime_timeout", &self.runtime_timeout)
+            .field("runtime_concurrency", &self.runtime_concurrency)
+            .field("calls_per_activation", &self.calls_per_activation)
+            .field("docker_server", &self.docker_server)
+            .field("docker_user", &self.docker_user)
+            .field("docker_password", &masked(&self.docker_password))
+            .finish()
+    }
 }
 
 /// The `minio`, `aws_s3` and `ceph` sections: one S3 client serves all
@@ -377,6 +449,17 @@ impl Config {
         config.minio = file.minio;
         config.aws_s3 = file.aws_s3;
         config.ceph = file.ceph;
+        // On OpenWhisk, memory and time are the action's: its section's
+        // values apply when it is the backend.
+        if config.backend == BackendKind::Openwhisk {
+            if let Some(memory) = file.openwhisk.runtime_memory {
+                config.runtime_memory = memory;
+            }
+            if let Some(seconds) = file.openwhisk.runtime_timeout {
+                config.runtime_timeout = Duration::from_secs(seconds);
+            }
+        }
+        config.openwhisk = file.openwhisk;
         Ok(config)
     }
 
@@ -439,6 +522,20 @@ impl Config {
         }
         if let Some(v) = var("WISP_STORAGE_DIR") {
             self.storage_dir = expand_home(Path::new(&v));
+        }
+        let ow = &mut self.openwhisk;
+        for (name, slot) in [
+            ("WISP_OPENWHISK_ENDPOINT", &mut ow.endpoint),
+            ("WISP_OPENWHISK_NAMESPACE", &mut ow.namespace),
+            ("WISP_OPENWHISK_API_KEY", &mut ow.api_key),
+            ("WISP_RUNTIME", &mut ow.runtime),
+            ("WISP_DOCKER_SERVER", &mut ow.docker_server),
+            ("WISP_DOCKER_USER", &mut ow.docker_user),
+            ("WISP_DOCKER_PASSWORD", &mut ow.docker_password),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = Some(v);
+            }
         }
         if let Some(v) = var("WISP_STORAGE_BUCKET") {
             wisp_storage::validate_bucket(&v).map_err(|e| ConfigError::Env {

@@ -17,6 +17,7 @@ use wisp_storage::Storage;
 
 use crate::config::{BackendKind, Config, StorageKind};
 use crate::localhost::{JobRun, LocalhostBackend};
+use crate::openwhisk::backend::OpenWhiskBackend;
 use crate::tracker::JobTracker;
 use crate::{CallFailure, Error, Result};
 
@@ -192,10 +193,17 @@ pub struct ExecutorBuilder {
     storage_dir: Option<PathBuf>,
     keep_job_data: Option<bool>,
     storage: Option<StorageKind>,
+    backend: Option<BackendKind>,
 }
 
 impl ExecutorBuilder {
-    /// Uses this storage instead of the configured one.
+    /// Where calls run; overrides `wisp.backend`.
+    pub fn backend(&mut self, backend: BackendKind) -> &mut Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Where jobs are kept; overrides `wisp.storage`.
     pub fn storage(&mut self, storage: StorageKind) -> &mut Self {
         self.storage = Some(storage);
         self
@@ -266,6 +274,9 @@ impl ExecutorBuilder {
         if let Some(storage) = self.storage {
             config.storage = storage;
         }
+        if let Some(backend) = self.backend {
+            config.backend = backend;
+        }
         config.check()?;
         FunctionExecutor::start(config).await
     }
@@ -292,7 +303,7 @@ pub struct FunctionExecutor {
     bucket: String,
     storage: Arc<dyn Storage>,
     engine: Arc<Engine>,
-    backend: LocalhostBackend,
+    backend: Backend,
     executor_id: String,
     next_job: AtomicU32,
     jobs: Mutex<Vec<String>>,
@@ -324,17 +335,11 @@ impl FunctionExecutor {
             storage_dir: None,
             keep_job_data: None,
             storage: None,
+            backend: None,
         }
     }
 
     async fn start(config: Config) -> Result<Self> {
-        if config.backend != BackendKind::Localhost {
-            return Err(Error::Unsupported(format!(
-                "the {} backend is not part of this release yet; use the localhost backend \
-                 (`wisp.backend: localhost` in the config, or WISP_BACKEND=localhost)",
-                config.backend
-            )));
-        }
         let storage = crate::storage::open(&config).await?;
         let bucket = config.bucket();
         let engine = Arc::new(Engine::new(EngineConfig {
@@ -353,8 +358,15 @@ impl FunctionExecutor {
             tokio::runtime::Handle::current(),
             format!("localhost:{}", std::process::id()),
         ));
-        let backend = LocalhostBackend::start(worker, config.workers)
-            .map_err(|e| Error::Unsupported(format!("cannot start worker threads: {e}")))?;
+        let backend = match config.backend {
+            BackendKind::Localhost => Backend::Localhost(
+                LocalhostBackend::start(worker, config.workers)
+                    .map_err(|e| Error::Unsupported(format!("cannot start worker threads: {e}")))?,
+            ),
+            BackendKind::Openwhisk => {
+                Backend::OpenWhisk(Arc::new(OpenWhiskBackend::new(&config, storage.clone())?))
+            }
+        };
         tracing::debug!(%executor_id, storage = %storage.describe(), workers = config.workers, "executor started");
         Ok(Self {
             config,
@@ -572,6 +584,10 @@ impl FunctionExecutor {
         let calls = u32::try_from(args.len()).map_err(|_| {
             Error::Unsupported(format!("a job of {} calls is too large", args.len()))
         })?;
+        let action = match &self.backend {
+            Backend::OpenWhisk(backend) => Some(backend.prepare(manifest.abi).await?),
+            Backend::Localhost(_) => None,
+        };
         self.upload_module(f).await?;
         let number = self.next_job.fetch_add(1, Ordering::Relaxed);
         let limits = self.limits();
@@ -626,7 +642,12 @@ impl FunctionExecutor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(run.clone());
-        self.backend.submit(run);
+        match &self.backend {
+            Backend::Localhost(backend) => backend.submit(run),
+            Backend::OpenWhisk(backend) => {
+                backend.submit(run, action.unwrap_or_default());
+            }
+        }
         Ok((0..calls)
             .map(|index| CallFuture {
                 job: tracker.clone(),
@@ -854,10 +875,20 @@ impl FunctionExecutor {
             run.cancelled.store(true, Ordering::Relaxed);
         }
         self.engine.cancel_running();
-        let mut backend = std::mem::replace(&mut self.backend, LocalhostBackend::stopped());
-        tokio::task::spawn_blocking(move || backend.shut_down())
-            .await
-            .map_err(|e| Error::Unsupported(format!("worker pool did not stop cleanly: {e}")))?;
+        let backend = std::mem::replace(
+            &mut self.backend,
+            Backend::Localhost(LocalhostBackend::stopped()),
+        );
+        match backend {
+            Backend::Localhost(mut backend) => {
+                tokio::task::spawn_blocking(move || backend.shut_down())
+                    .await
+                    .map_err(|e| {
+                        Error::Unsupported(format!("worker pool did not stop cleanly: {e}"))
+                    })?
+            }
+            Backend::OpenWhisk(backend) => backend.shut_down(),
+        }
         if self.config.data_cleaner {
             for job in self.jobs() {
                 let removed = self
@@ -881,6 +912,14 @@ impl Drop for FunctionExecutor {
             );
         }
     }
+}
+
+/// Where calls run.
+enum Backend {
+    /// On threads of this process.
+    Localhost(LocalhostBackend),
+    /// As activations of a runtime action on OpenWhisk.
+    OpenWhisk(Arc<OpenWhiskBackend>),
 }
 
 impl CallFailure {

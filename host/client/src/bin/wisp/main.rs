@@ -1,5 +1,6 @@
 //! `wisp`: run functions from the command line.
 
+mod runtime;
 mod storage;
 mod submit;
 
@@ -26,6 +27,11 @@ enum Command {
     Submit(submit::Submit),
     /// Put, get, list and delete objects in the configured storage.
     Storage(storage::StorageCommand),
+    /// Build, deploy, update, delete and list runtime images (OpenWhisk).
+    Runtime(runtime::RuntimeCommand),
+    /// Remove what wisp left behind: jobs' data in storage and, on
+    /// OpenWhisk, its runtime actions and package.
+    Clean(runtime::CleanCommand),
 }
 
 /// What went wrong, and so the exit code.
@@ -71,6 +77,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Submit(submit) => submit.run().await,
             Command::Storage(storage) => storage.run().await,
+            Command::Runtime(runtime) => runtime.run().await,
+            Command::Clean(clean) => clean.run().await,
         }
     });
     match result {

@@ -48,6 +48,10 @@ pub struct Submit {
     /// Cut each file or object into this many chunks instead.
     #[arg(long, value_name = "N", group = "chunking", value_parser = clap::value_parser!(u64).range(1..))]
     chunk_number: Option<u64>,
+    /// Where calls run: localhost or openwhisk (default: the config's
+    /// `wisp.backend`).
+    #[arg(short, long, value_name = "BACKEND")]
+    backend: Option<wisp::config::BackendKind>,
     /// Where jobs are kept: localhost, minio, aws_s3 or ceph (default: the
     /// config's `wisp.storage`).
     #[arg(short, long, value_name = "STORAGE")]
@@ -80,6 +84,9 @@ impl Submit {
             (None, None) => None,
         };
         let mut builder = FunctionExecutor::builder();
+        if let Some(backend) = self.backend {
+            builder.backend(backend);
+        }
         if let Some(storage) = self.storage {
             builder.storage(storage);
         }
@@ -401,7 +408,7 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-fn spinner(message: &str) -> ProgressBar {
+pub fn spinner(message: &str) -> ProgressBar {
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(message.to_owned());
     spinner.enable_steady_tick(Duration::from_millis(120));
