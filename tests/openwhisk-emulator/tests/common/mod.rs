@@ -139,3 +139,78 @@ pub fn parse_log_line(line: &str) -> (String, String) {
     );
     (stream.to_string(), text.to_string())
 }
+
+/// The repository's root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root")
+}
+
+fn cargo() -> std::process::Command {
+    let mut c =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(repo());
+    c
+}
+
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| repo().join("target"))
+}
+
+/// wisp's action server, built for the host (`None`) or for a target
+/// triple, once per test process per target.
+pub fn wisp_action(target: Option<&str>) -> std::path::PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(Option<String>, std::path::PathBuf)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, p)) = built.iter().find(|(t, _)| t.as_deref() == target) {
+        return p.clone();
+    }
+    let mut cmd = cargo();
+    cmd.args(["build", "-p", "wisp-runtime", "--bin", "wisp-action"]);
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "wisp-action does not build");
+    let path = match target {
+        Some(t) => target_dir().join(t).join("debug/wisp-action"),
+        None => target_dir().join("debug/wisp-action"),
+    };
+    assert!(path.is_file(), "{} is missing", path.display());
+    built.push((target.map(str::to_string), path.clone()));
+    path
+}
+
+/// The fault fixture module as base64, built once per test process.
+pub fn faults_base64() -> String {
+    use base64::Engine as _;
+    static MODULE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MODULE
+        .get_or_init(|| {
+            let manifest = repo().join("tests/guests/faults/Cargo.toml");
+            let status = cargo()
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip1",
+                    "--manifest-path",
+                ])
+                .arg(&manifest)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "the faults fixture does not build");
+            let path = repo().join("tests/guests/target/wasm32-wasip1/release/faults.wasm");
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        })
+        .clone()
+}
