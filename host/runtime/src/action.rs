@@ -425,15 +425,34 @@ impl ActionServer {
                 function,
                 env,
             } => {
-                let mut vars = env.clone();
-                if let Ok(host) = std::env::var("__OW_API_HOST") {
-                    vars.push(("__OW_API_HOST".to_owned(), host));
-                }
                 // The activation's context, for this call alone.
-                for (key, v) in request {
-                    vars.push((format!("__OW_{}", key.to_uppercase()), stringify(v)));
+                let mut context = Vec::new();
+                if let Ok(host) = std::env::var("__OW_API_HOST") {
+                    context.push(("__OW_API_HOST".to_owned(), host));
                 }
-                self.run_module(module.clone(), function.clone(), value, vars, left)
+                for (key, v) in request {
+                    context.push((format!("__OW_{}", key.to_uppercase()), stringify(v)));
+                }
+                // The init environment holds the first activation's context:
+                // this activation's replaces it, variable by variable.
+                let mut vars: Vec<(String, String)> = env
+                    .iter()
+                    .filter(|(k, _)| !context.iter().any(|(c, _)| c == k))
+                    .cloned()
+                    .collect();
+                vars.extend(context);
+                // Stop the call a little before the deadline, as batches do,
+                // so that its error reaches the invoker before the invoker's
+                // own timeout does. A deadline already past (a skewed clock,
+                // or the `123` of OpenWhisk's runtime tests) cannot be kept:
+                // the platform enforces its own time limit, so the call runs
+                // under the default one.
+                let limit = left.filter(|l| !l.is_zero()).map(|l| {
+                    l.checked_sub(DEADLINE_MARGIN)
+                        .filter(|t| !t.is_zero())
+                        .unwrap_or(l)
+                });
+                self.run_module(module.clone(), function.clone(), value, vars, limit)
                     .await
             }
             Action::Jobs { worker, specs } => {
