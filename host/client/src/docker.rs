@@ -675,7 +675,7 @@ fn spinner(enabled: bool, message: String) -> ProgressBar {
 /// Dockerfile of the user's, that file's directory and `binary` as
 /// `wisp-action` beside it. When that Dockerfile declares
 /// `ARG BASE_IMAGE`, the default image is built first from the same binary
-/// and its tag passed as `BASE_IMAGE`. The build's output goes to the log,
+/// and its (temporary) tag passed as `BASE_IMAGE`. The build's output goes to the log,
 /// and to a spinner on stderr when `progress` is set and stderr is a
 /// terminal.
 ///
@@ -705,6 +705,7 @@ pub async fn build_image(
     };
     let text = std::fs::read_to_string(path).map_err(|e| DockerError::io(path, e))?;
     let mut args = HashMap::new();
+    let mut base_tag = None;
     if declares_base_image(&text) {
         let digest = Sha256::new()
             .chain_update(DEFAULT_DOCKERFILE)
@@ -713,7 +714,8 @@ pub async fn build_image(
         let base = format!("{BASE_REPOSITORY}:{}", &hex::encode(digest)[..12]);
         let context = default_context(&server).map_err(|e| DockerError::io(binary, e))?;
         build_context(docker, &base, "Dockerfile", context, None, progress).await?;
-        args.insert("BASE_IMAGE".to_owned(), base);
+        args.insert("BASE_IMAGE".to_owned(), base.clone());
+        base_tag = Some(base);
     }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
@@ -729,7 +731,16 @@ pub async fn build_image(
             action: "make the build context".to_owned(),
             message: e.to_string(),
         })??;
-    build_context(docker, tag, &name, context, Some(args), progress).await
+    let built = build_context(docker, tag, &name, context, Some(args), progress).await;
+    // The base only needs its tag for the build: the custom image keeps its
+    // layers (and the engine its build cache), so drop the tag rather than
+    // leave one image behind per build of the server.
+    if let Some(base) = base_tag
+        && let Err(e) = remove_image(docker, &base).await
+    {
+        tracing::debug!("the base image {base} keeps its tag: {e}");
+    }
+    built
 }
 
 /// Whether a Dockerfile declares the build argument `BASE_IMAGE`.
