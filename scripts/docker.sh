@@ -90,7 +90,7 @@ stop_pid() {
     local pidfile=$1 program=$2 marker=$3 seconds=$4 name=$5 pid
     if ! pid="$(our_pid "$pidfile" "$program" "$marker")"; then
         rm -f "$pidfile"
-        echo "docker: $name was not started here; left alone"
+        echo "docker: nothing started here runs as $name; nothing to stop"
         return
     fi
     kill "$pid"
