@@ -466,3 +466,15 @@ async fn connect_reads_docker_host() {
     assert!(message.contains(&host), "{message}");
     assert!(message.contains("start the engine"), "{message}");
 }
+
+#[test]
+fn a_source_tree_that_is_not_wisps_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = docker::build_action_binary(Some(dir.path())).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, DockerError::NoSource { .. }), "{error:?}");
+    assert!(
+        message.contains(&dir.path().display().to_string()) && message.contains("WISP_SOURCE_DIR"),
+        "{message}"
+    );
+}
