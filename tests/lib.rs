@@ -56,3 +56,33 @@ pub async fn executor(workers: usize, timeout: Duration) -> (tempfile::TempDir, 
         .expect("executor starts");
     (dir, exec)
 }
+
+/// The action server binary, built once per test process with the same
+/// profile as the tests: the stand-in for a runtime container where the
+/// emulator runs actions as processes.
+pub fn action_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = std::process::Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "wisp-runtime",
+                    "--bin",
+                    "wisp-action",
+                ])
+                .current_dir(repo())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "wisp-action does not build");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| repo().join("target"), PathBuf::from);
+            let binary = target.join("debug").join("wisp-action");
+            assert!(binary.is_file(), "no binary at {}", binary.display());
+            binary
+        })
+        .clone()
+}

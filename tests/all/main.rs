@@ -4,4 +4,5 @@
 mod calls;
 mod data;
 mod modules;
+mod openwhisk;
 mod storage;

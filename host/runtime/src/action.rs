@@ -37,7 +37,6 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 use wisp_engine::{CallEnv, CallError, CallLimits, Engine, Module};
 
@@ -100,9 +99,12 @@ pub struct BatchRequest {
     pub first: u32,
     /// How many calls.
     pub count: u32,
-    /// The calls' arguments, when small enough to travel in the request.
+    /// The calls' arguments, each as its JSON text, when small enough to
+    /// travel in the request. (Text rather than parsed JSON: the request
+    /// passes through OpenWhisk, and text keeps every argument exactly as
+    /// the client encoded it.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub args: Option<Vec<Box<RawValue>>>,
+    pub args: Option<Vec<String>>,
     /// Otherwise the byte range of the job's arguments object that holds
     /// these calls' lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -739,10 +741,7 @@ fn record(worker: &Worker, pending: &mut Vec<CallStatus>) -> Result<(), String> 
 /// arguments object.
 fn batch_args(worker: &Worker, spec: &JobSpec, batch: &BatchRequest) -> Result<Vec<Bytes>, String> {
     let args: Vec<Bytes> = match (&batch.args, batch.args_range) {
-        (Some(args), _) => args
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.get().as_bytes()))
-            .collect(),
+        (Some(args), _) => args.iter().map(|a| Bytes::from(a.clone())).collect(),
         (None, Some([start, end])) => {
             let key = protocol::args_key(&spec.job_id);
             let bytes = worker

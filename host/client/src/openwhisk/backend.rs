@@ -13,9 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use serde_json::value::RawValue;
 use tokio::sync::OnceCell;
-use wisp_runtime::action::BatchRequest;
+use wisp_runtime::action::{BatchRequest, JobRequest};
 use wisp_runtime::{Failure, protocol};
 use wisp_storage::Storage;
 
@@ -155,11 +154,7 @@ impl Driver {
             let size: usize = args.iter().map(|a| a.len() + 1).sum();
             let inline = (size <= INLINE_ARGS).then(|| {
                 args.iter()
-                    .filter_map(|a| {
-                        std::str::from_utf8(a)
-                            .ok()
-                            .and_then(|s| RawValue::from_string(s.to_owned()).ok())
-                    })
+                    .filter_map(|a| std::str::from_utf8(a).ok().map(str::to_owned))
                     .collect::<Vec<_>>()
             });
             requests.push(BatchRequest {
@@ -178,24 +173,26 @@ impl Driver {
                 if self.run.cancelled.load(Ordering::Relaxed) {
                     return None;
                 }
+                let (first, count) = (request.first, request.count);
+                let request = JobRequest::Batch(request);
                 let activation = match self.client.invoke(PACKAGE, &self.action, &request).await {
                     Ok(id) => {
-                        for index in request.first..request.first + request.count {
+                        for index in first..first + count {
                             self.run.tracker.mark_running(index);
                         }
                         Some(id)
                     }
                     Err(e) => {
                         self.fail(
-                            request.first..request.first + request.count,
+                            first..first + count,
                             &format!("the activation for this call could not be invoked: {e}"),
                         );
                         None
                     }
                 };
                 Some(Batch {
-                    first: request.first,
-                    count: request.count,
+                    first,
+                    count,
                     activation,
                     invoked,
                     ended: None,

@@ -1,0 +1,303 @@
+//! Jobs on OpenWhisk, end to end, against wisp's **emulator** of the
+//! OpenWhisk controller and invoker (OpenWhisk itself cannot run on these
+//! machines; `tests/openwhisk-emulator` says how faithful it is). Here the
+//! emulator runs the real action server as a process in place of the
+//! runtime container; the Docker half, with the real image pulled from a
+//! real registry, is in `openwhisk_docker`.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wisp::config::{BackendKind, StorageKind};
+use wisp::openwhisk::{Runtimes, Selection};
+use wisp::{Config, Error, Failure, FunctionExecutor};
+use wisp_openwhisk_emulator::{Emulator, EmulatorConfig, GUEST_KEY, Invoker};
+use wisp_tests::{action_binary, crate_dir, faults, module};
+
+/// The image name the runtime is deployed with; the process invoker runs
+/// the action binary whatever the image.
+const IMAGE: &str = "127.0.0.1:5000/wisp-test/runtime:process";
+
+async fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig {
+        invoker: Invoker::Process {
+            binary: action_binary(),
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("the emulator starts")
+}
+
+fn config(emulator: &Emulator, dir: &std::path::Path) -> Config {
+    let mut config = Config {
+        backend: BackendKind::Openwhisk,
+        storage_dir: dir.join("storage"),
+        storage_bucket: format!("wisp-ow-{:08x}", fastrand::u32(..)),
+        runtime_timeout: Duration::from_secs(30),
+        ..Config::default()
+    };
+    config.openwhisk.endpoint = Some(emulator.url());
+    config.openwhisk.api_key = Some(GUEST_KEY.to_owned());
+    config.openwhisk.runtime = Some(IMAGE.to_owned());
+    config.openwhisk.runtime_concurrency = Some(4);
+    config
+}
+
+async fn executor(config: Config) -> FunctionExecutor {
+    FunctionExecutor::builder()
+        .config(config)
+        .build()
+        .await
+        .expect("executor starts")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_map_runs_as_batches_of_activations_and_every_result_comes_back() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(&emulator, dir.path());
+    config.openwhisk.calls_per_activation = Some(25);
+    let exec = executor(config).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let futures = exec
+        .map(&f, "add", (0..300i64).map(|i| (i, 1000)))
+        .await
+        .expect("submitted");
+    let sums: Vec<i64> = exec.get_results(&futures).await.expect("results");
+    assert_eq!(sums, (0..300).map(|i| i + 1000).collect::<Vec<_>>());
+    // 300 calls in batches of 25: twelve activations, on few containers.
+    assert!(
+        (1..=4).contains(&emulator.containers_started()),
+        "{} containers",
+        emulator.containers_started()
+    );
+    for future in &futures[..3] {
+        let status = future.status().expect("finished");
+        assert!(status.worker.starts_with("openwhisk:"), "{}", status.worker);
+    }
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn function_errors_panics_and_limits_fail_their_own_calls_only() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exec = executor(config(&emulator, dir.path())).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let ok = exec
+        .call_async(&f, "echo", json!({"a": 1}))
+        .await
+        .expect("submit");
+    let failed = exec
+        .call_async(&f, "fail", "no luck")
+        .await
+        .expect("submit");
+    let panicked = exec.call_async(&f, "panic", "boom").await.expect("submit");
+    let echoed: serde_json::Value = exec.get_result(&ok).await.expect("echo");
+    assert_eq!(echoed, json!({"a": 1}));
+    let err = exec.get_result::<()>(&failed).await.expect_err("fails");
+    assert!(err.to_string().contains("no luck"), "{err}");
+    let err = exec.get_result::<()>(&panicked).await.expect_err("panics");
+    assert!(err.to_string().contains("boom"), "{err}");
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_the_activation_deadline_leaves_no_time_for_fail_as_lost() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(&emulator, dir.path());
+    config.runtime_timeout = Duration::from_secs(3);
+    config.openwhisk.calls_per_activation = Some(6);
+    let exec = executor(config).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    // Six calls of 1 s in one activation of 3 s: the first ones run, the
+    // rest are recorded as lost before the platform would kill it.
+    let futures = exec
+        .map(&f, "sleep_ms", [1000u64; 6])
+        .await
+        .expect("submitted");
+    let outcome = exec
+        .wait(
+            &futures,
+            wisp::WaitFor::AllCompleted,
+            Some(Duration::from_secs(60)),
+        )
+        .await;
+    assert!(outcome.pending.is_empty(), "every call ends");
+    let mut succeeded = 0;
+    let mut lost = 0;
+    for future in &futures {
+        let status = future.status().expect("ended");
+        match &status.error {
+            None => succeeded += 1,
+            Some(Failure::Lost { message }) => {
+                assert!(message.contains("deadline"), "{message}");
+                lost += 1;
+            }
+            // A call that started with less time left than it needed is
+            // stopped at the deadline like any call at its time limit.
+            Some(Failure::Call(wisp::CallError::Timeout { .. })) => {}
+            Some(other) => panic!("unexpected failure: {other}"),
+        }
+    }
+    assert!(succeeded >= 1 && lost >= 1, "{succeeded} ran, {lost} lost");
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runtimes_deploy_list_update_delete_and_clean() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config(&emulator, dir.path());
+    let storage = wisp::storage::open(&config).await.expect("storage");
+    let runtimes = Runtimes::new(&config, storage.clone()).expect("runtimes");
+    assert!(runtimes.list().await.expect("list").is_empty());
+    let small = runtimes.deploy(IMAGE, 256).await.expect("deploy 256");
+    let large = runtimes.deploy(IMAGE, 512).await.expect("deploy 512");
+    let other = "127.0.0.1:5000/wisp-test/other:2";
+    runtimes
+        .deploy(other, 256)
+        .await
+        .expect("deploy another image");
+    let listed = runtimes.list().await.expect("list");
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed.contains(&small), "{listed:?}");
+    assert!(listed.contains(&large), "{listed:?}");
+    assert!(listed.iter().any(|r| r.image == other), "{listed:?}");
+    assert_eq!(large.memory_mb, 512);
+    assert_eq!(large.wisp_version, env!("CARGO_PKG_VERSION"));
+    let updated = runtimes
+        .update(&Selection::Image(IMAGE.to_owned()))
+        .await
+        .expect("update");
+    assert_eq!(updated.len(), 2);
+    let removed = runtimes
+        .delete(&Selection::Image(other.to_owned()))
+        .await
+        .expect("delete one");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(runtimes.list().await.expect("list").len(), 2);
+    let report = runtimes.clean().await.expect("clean");
+    assert_eq!(report.actions, 2);
+    assert!(report.package);
+    assert_eq!(report.metadata_objects, 2);
+    assert!(runtimes.list().await.expect("list").is_empty());
+    let left = storage
+        .list(&config.bucket(), "wisp/")
+        .await
+        .expect("listing");
+    assert!(left.is_empty(), "{left:?}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_that_is_not_wisps_is_refused_with_the_command_that_fixes_it() {
+    let emulator = Emulator::start(EmulatorConfig {
+        // `true` exits at once: the image never serves the action protocol.
+        invoker: Invoker::Process {
+            binary: "/bin/true".into(),
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("the emulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(&emulator, dir.path());
+    config.runtime_timeout = Duration::from_secs(3);
+    let exec = executor(config).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let err = exec
+        .call_async(&f, "noop", ())
+        .await
+        .expect_err("no runtime answers");
+    let message = err.to_string();
+    assert!(message.contains("wisp runtime build"), "{message}");
+    assert!(message.contains(IMAGE), "{message}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_api_key_says_which_setting_to_fix() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(&emulator, dir.path());
+    let (uuid, _) = GUEST_KEY.split_once(':').expect("uuid:secret");
+    config.openwhisk.api_key = Some(format!("{uuid}:{}", "0".repeat(64)));
+    let exec = executor(config).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let err = exec.call_async(&f, "noop", ()).await.expect_err("refused");
+    assert!(matches!(err, Error::OpenWhisk(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("api_key"), "{message}");
+    assert!(
+        !message.contains(&"0".repeat(64)),
+        "the secret leaks: {message}"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn word_count_on_openwhisk_over_s3_matches_localhost() {
+    let Some(endpoint) = std::env::var("WISP_TEST_S3_ENDPOINT").ok() else {
+        if std::env::var("WISP_TEST_S3").as_deref() == Ok("skip") {
+            eprintln!("SKIPPED: S3 half (WISP_TEST_S3=skip)");
+            return;
+        }
+        panic!("WISP_TEST_S3_ENDPOINT is not set: run the tests with scripts/test");
+    };
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(&emulator, dir.path());
+    config.storage = StorageKind::Minio;
+    config.minio = Some(wisp::config::S3Section {
+        endpoint: Some(endpoint),
+        access_key_id: Some(
+            std::env::var("WISP_TEST_S3_ACCESS_KEY").unwrap_or("minioadmin".into()),
+        ),
+        secret_access_key: Some(
+            std::env::var("WISP_TEST_S3_SECRET_KEY").unwrap_or("minioadmin".into()),
+        ),
+        storage_bucket: Some(config.storage_bucket.clone()),
+        create_bucket: true,
+        ..wisp::config::S3Section::default()
+    });
+    let files =
+        wisp::partition::files_under(&crate_dir("examples/data/first-folio")).expect("corpus");
+    let chunks = wisp::partition::partition(&files, wisp::partition::Chunking::Size(256 * 1024))
+        .expect("partition");
+    let inputs: Vec<_> = chunks
+        .iter()
+        .map(|c| c.read_text().expect("text"))
+        .collect();
+    let wordcount = module("examples/wordcount");
+
+    let (_local_dir, local) = wisp_tests::executor(2, Duration::from_secs(60)).await;
+    let f = local
+        .function_from_bytes("wordcount", wordcount.clone())
+        .expect("loads");
+    let job = local
+        .map_reduce(&f, "count_words", inputs.clone(), "merge_counts")
+        .await
+        .expect("localhost");
+    let expected: serde_json::Value = local.get_result(&job.reduce).await.expect("reduce");
+    local.close().await.expect("close");
+
+    let exec = executor(config).await;
+    let f = exec
+        .function_from_bytes("wordcount", wordcount)
+        .expect("loads");
+    let job = exec
+        .map_reduce(&f, "count_words", inputs, "merge_counts")
+        .await
+        .expect("openwhisk");
+    let counted: serde_json::Value = exec.get_result(&job.reduce).await.expect("reduce");
+    assert_eq!(counted["total_words"], json!(833_138));
+    assert_eq!(counted, expected);
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}
