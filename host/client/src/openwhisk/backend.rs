@@ -236,7 +236,7 @@ impl Driver {
             }
             batches.retain(|b| (b.first..b.first + b.count).any(|i| tracker.status(i).is_none()));
             round += 1;
-            if round % 4 == 0 {
+            if round.is_multiple_of(4) {
                 self.look_at_activations(&mut batches).await;
             }
             tokio::time::sleep(pause).await;
