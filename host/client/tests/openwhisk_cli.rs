@@ -50,7 +50,11 @@ async fn build_deploy_submit_list_delete_and_clean_through_docker() {
     let Some((s3, registry)) = services() else {
         return;
     };
-    let image = format!("{registry}/wisp-cli/runtime:t{:08x}", fastrand_u32());
+    // The default runtime, in the local registry: what a new user builds.
+    let image = format!(
+        "{registry}/wisp/runtime-openwhisk:{}",
+        env!("CARGO_PKG_VERSION")
+    );
     let emulator = Emulator::start(EmulatorConfig {
         invoker: Invoker::Docker,
         ..EmulatorConfig::default()
@@ -66,16 +70,17 @@ async fn build_deploy_submit_list_delete_and_clean_through_docker() {
             "wisp:\n  backend: openwhisk\n  storage: minio\n\
              minio:\n  endpoint: {s3}\n  access_key_id: minioadmin\n  secret_access_key: minioadmin\n  \
              storage_bucket: {bucket}\n  create_bucket: true\n\
-             openwhisk:\n  endpoint: {}\n  api_key: {GUEST_KEY}\n  runtime: {image}\n  \
+             openwhisk:\n  endpoint: {}\n  api_key: {GUEST_KEY}\n  runtime: default\n  \
+             docker_server: {registry}\n  \
              runtime_memory: 256\n  runtime_timeout: 120\n  runtime_concurrency: 4\n",
             emulator.url()
         ),
     )
     .expect("write config");
 
-    let built = ok(&config, &["runtime", "build", &image]);
+    let built = ok(&config, &["runtime", "build"]);
     assert_eq!(built.trim(), image);
-    let deployed = ok(&config, &["runtime", "deploy", &image, "--memory", "512"]);
+    let deployed = ok(&config, &["runtime", "deploy", "default", "--memory", "512"]);
     assert!(deployed.contains("512 MB"), "{deployed}");
     let listed = ok(&config, &["runtime", "list"]);
     assert!(listed.contains(&image) && listed.contains("512 MB"), "{listed}");
