@@ -80,10 +80,16 @@ async fn build_deploy_submit_list_delete_and_clean_through_docker() {
 
     let built = ok(&config, &["runtime", "build"]);
     assert_eq!(built.trim(), image);
-    let deployed = ok(&config, &["runtime", "deploy", "default", "--memory", "512"]);
+    let deployed = ok(
+        &config,
+        &["runtime", "deploy", "default", "--memory", "512"],
+    );
     assert!(deployed.contains("512 MB"), "{deployed}");
     let listed = ok(&config, &["runtime", "list"]);
-    assert!(listed.contains(&image) && listed.contains("512 MB"), "{listed}");
+    assert!(
+        listed.contains(&image) && listed.contains("512 MB"),
+        "{listed}"
+    );
 
     // The job needs the 256 MB runtime of the config, which is deployed by
     // itself the first time.
@@ -104,16 +110,28 @@ async fn build_deploy_submit_list_delete_and_clean_through_docker() {
     );
     let counts: serde_json::Value =
         serde_json::from_str(out.trim()).expect("the reduce prints one JSON result");
-    assert_eq!(counts["total_words"], 833_138, "{}", &out[..out.len().min(300)]);
+    assert_eq!(
+        counts["total_words"],
+        833_138,
+        "{}",
+        &out[..out.len().min(300)]
+    );
     assert_eq!(counts["distinct_words"], 28_772);
     assert!(emulator.containers_started() >= 1);
 
     let listed = ok(&config, &["runtime", "list"]);
-    assert!(listed.contains("256 MB") && listed.contains("512 MB"), "{listed}");
+    assert!(
+        listed.contains("256 MB") && listed.contains("512 MB"),
+        "{listed}"
+    );
     let deleted = ok(&config, &["runtime", "delete", "all"]);
     assert_eq!(deleted.lines().count(), 2, "{deleted}");
     let listed = ok(&config, &["runtime", "list"]);
-    assert_eq!(listed.lines().count(), 1, "only the header is left: {listed}");
+    assert_eq!(
+        listed.lines().count(),
+        1,
+        "only the header is left: {listed}"
+    );
     let cleaned = ok(&config, &["clean"]);
     assert!(cleaned.contains("removed"), "{cleaned}");
 

@@ -1190,6 +1190,44 @@ fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Files where a system keeps its trusted CA certificates.
+const CA_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+];
+
+/// The HTTP client: TLS trusting the system's CA certificates when it has
+/// any. A `FROM scratch` runtime image has none, and then plain-HTTP
+/// endpoints still work while HTTPS ones fail with a certificate error
+/// (the runtime skeletons show how to add a CA bundle).
+fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let system_roots = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .any(|var| std::env::var_os(var).is_some())
+        || CA_BUNDLES
+            .iter()
+            .any(|path| std::path::Path::new(path).is_file());
+    if !system_roots {
+        tracing::info!("no CA certificates on this system: HTTPS endpoints will not verify");
+    }
+    let trust = tls::TrustStore::empty().with_native_roots(system_roots);
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .unwrap_or_default(),
+        )
+        .build_https()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -1298,35 +1336,4 @@ mod tests {
         assert!(huge.div_ceil(part_size(huge)) <= MAX_PARTS);
         assert_eq!(part_size(huge) % (1 << 20), 0);
     }
-}
-
-/// Files where a system keeps its trusted CA certificates.
-const CA_BUNDLES: [&str; 5] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-];
-
-/// The HTTP client: TLS trusting the system's CA certificates when it has
-/// any. A `FROM scratch` runtime image has none, and then plain-HTTP
-/// endpoints still work while HTTPS ones fail with a certificate error
-/// (the runtime skeletons show how to add a CA bundle).
-fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
-    use aws_smithy_http_client::tls;
-    let system_roots = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
-        .iter()
-        .any(|var| std::env::var_os(var).is_some())
-        || CA_BUNDLES.iter().any(|path| std::path::Path::new(path).is_file());
-    if !system_roots {
-        tracing::info!("no CA certificates on this system: HTTPS endpoints will not verify");
-    }
-    let trust = tls::TrustStore::empty().with_native_roots(system_roots);
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(tls::TlsContext::builder().with_trust_store(trust).build().unwrap_or_default())
-        .build_https()
 }
