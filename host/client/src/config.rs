@@ -593,6 +593,116 @@ impl Config {
     }
 }
 
+/// The environment variables that override keys of the file.
+pub const ENV_OVERRIDES: [&str; 17] = [
+    "WISP_BACKEND",
+    "WISP_STORAGE",
+    "WISP_DATA_CLEANER",
+    "WISP_WORKERS",
+    "WISP_RUNTIME_MEMORY",
+    "WISP_RUNTIME_TIMEOUT",
+    "WISP_STORAGE_DIR",
+    "WISP_STORAGE_BUCKET",
+    "WISP_OPENWHISK_ENDPOINT",
+    "WISP_OPENWHISK_NAMESPACE",
+    "WISP_OPENWHISK_API_KEY",
+    "WISP_RUNTIME",
+    "WISP_DOCKER_SERVER",
+    "WISP_DOCKER_USER",
+    "WISP_DOCKER_PASSWORD",
+    "WISP_CONFIG",
+    "WISP_LOG",
+];
+
+/// What a secret shows as.
+pub const MASK: &str = "********";
+
+impl Config {
+    /// The overrides in [`ENV_OVERRIDES`] that are set (and not empty) in
+    /// this process's environment, `WISP_CONFIG` and `WISP_LOG` aside.
+    pub fn env_overrides() -> Vec<&'static str> {
+        ENV_OVERRIDES
+            .iter()
+            .copied()
+            .filter(|var| !matches!(*var, "WISP_CONFIG" | "WISP_LOG"))
+            .filter(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
+            .collect()
+    }
+
+    /// The configuration as YAML in the layout of the file, every secret
+    /// (`secret_access_key`, `session_token`, `api_key`,
+    /// `docker_password`) shown as [`MASK`]. Sections the file does not
+    /// have and keys that are not set are left out.
+    pub fn to_masked_yaml(&self) -> String {
+        use serde_yaml::{Mapping, Value};
+        fn put(map: &mut Mapping, key: &str, value: impl Into<Value>) {
+            map.insert(Value::from(key), value.into());
+        }
+        fn put_opt(map: &mut Mapping, key: &str, value: Option<impl Into<Value>>) {
+            if let Some(value) = value {
+                put(map, key, value);
+            }
+        }
+        let masked = |secret: &Option<String>| secret.as_ref().map(|_| MASK);
+        let mut root = Mapping::new();
+        let mut wisp = Mapping::new();
+        put(&mut wisp, "backend", self.backend.to_string());
+        put(&mut wisp, "storage", self.storage.to_string());
+        put(&mut wisp, "data_cleaner", self.data_cleaner);
+        put(&mut root, "wisp", wisp);
+        let mut local = Mapping::new();
+        put(&mut local, "workers", self.workers as u64);
+        put(&mut local, "runtime_memory", self.runtime_memory);
+        put(
+            &mut local,
+            "runtime_timeout",
+            self.runtime_timeout.as_secs(),
+        );
+        put(
+            &mut local,
+            "storage_dir",
+            self.storage_dir.display().to_string(),
+        );
+        put(&mut local, "storage_bucket", self.storage_bucket.clone());
+        put(&mut root, "localhost", local);
+        for (name, section) in [
+            ("minio", &self.minio),
+            ("aws_s3", &self.aws_s3),
+            ("ceph", &self.ceph),
+        ] {
+            let Some(s) = section else { continue };
+            let mut map = Mapping::new();
+            put_opt(&mut map, "endpoint", s.endpoint.clone());
+            put_opt(&mut map, "region", s.region.clone());
+            put_opt(&mut map, "access_key_id", s.access_key_id.clone());
+            put_opt(&mut map, "secret_access_key", masked(&s.secret_access_key));
+            put_opt(&mut map, "session_token", masked(&s.session_token));
+            put_opt(&mut map, "storage_bucket", s.storage_bucket.clone());
+            put(&mut map, "create_bucket", s.create_bucket);
+            put(&mut root, name, map);
+        }
+        let ow = &self.openwhisk;
+        if *ow != OpenWhiskSection::default() || self.backend == BackendKind::Openwhisk {
+            let mut map = Mapping::new();
+            put_opt(&mut map, "endpoint", ow.endpoint.clone());
+            put_opt(&mut map, "namespace", ow.namespace.clone());
+            put_opt(&mut map, "api_key", masked(&ow.api_key));
+            put(&mut map, "insecure", ow.insecure);
+            put_opt(&mut map, "runtime", ow.runtime.clone());
+            put_opt(&mut map, "runtime_memory", ow.runtime_memory);
+            put_opt(&mut map, "runtime_timeout", ow.runtime_timeout);
+            put_opt(&mut map, "runtime_concurrency", ow.runtime_concurrency);
+            put_opt(&mut map, "calls_per_activation", ow.calls_per_activation);
+            put_opt(&mut map, "docker_server", ow.docker_server.clone());
+            put_opt(&mut map, "docker_user", ow.docker_user.clone());
+            put_opt(&mut map, "docker_password", masked(&ow.docker_password));
+            put(&mut root, "openwhisk", map);
+        }
+        // A mapping of strings, numbers and booleans always serializes.
+        serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default()
+    }
+}
+
 fn expand_home(path: &Path) -> PathBuf {
     match path.strip_prefix("~") {
         Ok(rest) => home().join(rest),
@@ -632,6 +742,23 @@ mod tests {
             .expect("valid overrides");
         assert_eq!(config.runtime_timeout, Duration::from_secs(7));
         assert_eq!(config.workers, 5);
+    }
+
+    #[test]
+    fn the_masked_yaml_hides_every_secret() {
+        let config = Config::from_yaml(
+            "wisp:\n  storage: minio\nminio:\n  endpoint: http://127.0.0.1:9000\n  access_key_id: id\n  secret_access_key: s3cr3t-a\n  session_token: s3cr3t-b\nopenwhisk:\n  api_key: u:s3cr3t-c\n  docker_password: s3cr3t-d\n",
+        )
+        .expect("valid");
+        let yaml = config.to_masked_yaml();
+        assert!(!yaml.contains("s3cr3t"), "{yaml}");
+        assert_eq!(yaml.matches(MASK).count(), 4, "{yaml}");
+        assert!(yaml.contains("access_key_id: id"), "{yaml}");
+        assert!(yaml.contains("storage: minio"), "{yaml}");
+        // What it prints reads back as the same configuration.
+        let back = Config::from_yaml(&yaml).expect("the output is a valid config");
+        assert_eq!(back.storage, StorageKind::Minio);
+        assert_eq!(back.workers, config.workers);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! `wisp`: run functions from the command line.
 
+mod config;
+mod hello;
+mod jobs;
 mod runtime;
 mod storage;
 mod submit;
@@ -32,6 +35,16 @@ enum Command {
     /// Remove what wisp left behind: jobs' data in storage and, on
     /// OpenWhisk, its runtime actions and package.
     Clean(runtime::CleanCommand),
+    /// List the jobs kept in storage, with their calls' outcomes.
+    Jobs(jobs::JobsCommand),
+    /// Print what the calls of a kept job printed, with each call's
+    /// outcome.
+    Logs(jobs::LogsCommand),
+    /// Run one tiny function through the configured backend and storage,
+    /// to check the set-up.
+    Hello(hello::Hello),
+    /// Show the configuration wisp reads.
+    Config(config::ConfigCommand),
 }
 
 /// What went wrong, and so the exit code.
@@ -79,6 +92,10 @@ fn main() -> ExitCode {
             Command::Storage(storage) => storage.run().await,
             Command::Runtime(runtime) => runtime.run().await,
             Command::Clean(clean) => clean.run().await,
+            Command::Jobs(jobs) => jobs.run().await,
+            Command::Logs(logs) => logs.run().await,
+            Command::Hello(hello) => hello.run().await,
+            Command::Config(config) => config.run().await,
         }
     });
     match result {
