@@ -15,6 +15,8 @@ pub enum Unit {
     Seconds,
     /// Megabytes (10⁶ bytes) per second.
     MegabytesPerSecond,
+    /// Megabytes (10⁶ bytes), one decimal.
+    Megabytes,
     /// Objects per second.
     ObjectsPerSecond,
     /// Milliseconds of CPU time.
@@ -33,6 +35,7 @@ impl Unit {
             Self::Millis => "ms",
             Self::Seconds => "s",
             Self::MegabytesPerSecond => "MB/s",
+            Self::Megabytes => "MB",
             Self::ObjectsPerSecond => "objects/s",
             Self::CpuMillis => "ms CPU",
             Self::Count => "count",
@@ -47,7 +50,7 @@ impl Unit {
             | Self::ObjectsPerSecond
             | Self::CpuMillis
             | Self::Count => thousands(value.round() as u64),
-            Self::Micros => format!("{value:.1}"),
+            Self::Micros | Self::Megabytes => format!("{value:.1}"),
             Self::Millis if value >= 100.0 => format!("{value:.0}"),
             Self::Millis => format!("{value:.2}"),
             Self::Seconds => format!("{value:.3}"),
