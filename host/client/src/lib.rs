@@ -29,6 +29,7 @@ pub mod jobs;
 mod localhost;
 pub mod openwhisk;
 pub mod partition;
+pub mod plots;
 pub mod storage;
 mod tracker;
 
