@@ -140,3 +140,48 @@ async fn a_directory_without_a_crate_says_so() {
     );
     exec.close().await.expect("close");
 }
+
+/// A second process (here: a second engine) loads the compiled code that a
+/// first one left in the cache, and runs it; code in the cache that this
+/// user's key does not vouch for is compiled afresh instead.
+#[test]
+fn compiled_modules_are_reused_across_engines_only_when_authentic() {
+    use wisp_engine::{CallLimits, Engine, EngineConfig};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache = dir.path().join("code");
+    let engine = || {
+        Engine::new(EngineConfig {
+            code_cache: Some(cache.clone()),
+            instance_slots: 2,
+            ..EngineConfig::default()
+        })
+        .expect("engine")
+    };
+    let bytes = wisp_tests::faults();
+    let first = engine().load(&bytes).expect("compiles");
+    assert!(!first.from_code_cache());
+    let second_engine = engine();
+    let started = std::time::Instant::now();
+    let second = second_engine.load(&bytes).expect("loads");
+    let cold = started.elapsed();
+    assert!(
+        second.from_code_cache(),
+        "the second engine reuses the code"
+    );
+    let out = second_engine.call(&second, "add", b"[2, 3]", &CallLimits::default());
+    assert_eq!(out.result.expect("runs"), b"5");
+    eprintln!("load from the code cache: {cold:?}");
+
+    // Tamper with every entry: the next engine compiles instead.
+    for entry in std::fs::read_dir(&cache).expect("cache dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let mut code = std::fs::read(&path).expect("read");
+            let middle = code.len() / 2;
+            code[middle] ^= 0xff;
+            std::fs::write(&path, code).expect("tamper");
+        }
+    }
+    let third = engine().load(&bytes).expect("compiles again");
+    assert!(!third.from_code_cache(), "tampered code is never loaded");
+}

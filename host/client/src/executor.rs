@@ -344,6 +344,7 @@ impl FunctionExecutor {
         let bucket = config.bucket();
         let engine = Arc::new(Engine::new(EngineConfig {
             instance_slots: (config.workers as u32).saturating_mul(2).max(8),
+            code_cache: wisp_engine::CodeCache::default_dir(),
             ..EngineConfig::default()
         })?);
         let executor_id = format!(

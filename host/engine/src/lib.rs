@@ -14,6 +14,7 @@
 //! async runtime (a plain thread or tokio's `spawn_blocking`): WASI's stdio
 //! is serviced by blocking on tokio internally.
 
+mod cache;
 mod call;
 mod log;
 mod module;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use wasmtime::{InstancePre, Linker, ModuleExport};
 
+pub use cache::{CacheError, CodeCache};
 pub use call::{CallEnv, CallError, CallLimits, CallOutcome};
 pub use log::{CapturedLog, LogPipe};
 pub use module::{COMMAND_FUNCTION, FunctionInfo, Manifest};
@@ -53,6 +55,9 @@ pub struct EngineConfig {
     pub pooling: bool,
     /// The granularity of time limits. Default: 5 ms.
     pub epoch_tick: Duration,
+    /// A directory where compiled modules are kept between processes,
+    /// authenticated (see [`CodeCache`]). Default: none.
+    pub code_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +67,7 @@ impl Default for EngineConfig {
             instance_slots: 64,
             pooling: true,
             epoch_tick: Duration::from_millis(5),
+            code_cache: None,
         }
     }
 }
@@ -167,6 +173,7 @@ pub struct Module {
     manifest: Manifest,
     pre: InstancePre<CallState>,
     exports: Exports,
+    from_code_cache: bool,
 }
 
 /// Export handles resolved once at load, so that a call does no lookups by
@@ -182,6 +189,12 @@ impl Module {
     /// The SHA-256 of the module's bytes.
     pub fn digest(&self) -> Digest {
         self.digest
+    }
+
+    /// Whether its compiled code came from the disk cache rather than
+    /// from compiling it in this process.
+    pub fn from_code_cache(&self) -> bool {
+        self.from_code_cache
     }
 
     /// What the module declares about itself.
@@ -208,6 +221,9 @@ pub struct Engine {
     ticker: Option<Ticker>,
     /// Bumped by [`Engine::cancel_running`]; calls that began before stop.
     cancel: Arc<std::sync::atomic::AtomicU64>,
+    /// Compiled modules on disk, and the tag of this engine's settings
+    /// that an entry must match.
+    code_cache: Option<(CodeCache, String)>,
 }
 
 impl Engine {
@@ -237,6 +253,12 @@ impl Engine {
             call::linker(&wasmtime).map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
         let ticker = Ticker::start(wasmtime.clone(), config.epoch_tick)
             .map_err(|e| EngineError::Wasmtime(format!("could not start the epoch thread: {e}")))?;
+        let code_cache = config.code_cache.as_ref().and_then(|dir| {
+            CodeCache::open(dir)
+                .map_err(|e| tracing::warn!("compiling without a code cache: {e}"))
+                .ok()
+                .map(|cache| (cache, compatibility_tag(&wasmtime)))
+        });
         Ok(Self {
             wasmtime,
             linker,
@@ -244,6 +266,7 @@ impl Engine {
             tick: config.epoch_tick,
             ticker: Some(ticker),
             cancel: Arc::default(),
+            code_cache,
         })
     }
 
@@ -280,8 +303,22 @@ impl Engine {
         }
         let started = std::time::Instant::now();
         let manifest = Manifest::read(bytes)?;
-        let module = wasmtime::Module::new(&self.wasmtime, bytes)
-            .map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
+        let cached = self.cached_code(&digest);
+        let from_code_cache = cached.is_some();
+        let module = match cached {
+            Some(module) => module,
+            None => {
+                let module = wasmtime::Module::new(&self.wasmtime, bytes)
+                    .map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
+                if let Some((cache, tag)) = &self.code_cache {
+                    match module.serialize() {
+                        Ok(code) => cache.put(&digest, tag, &code),
+                        Err(e) => tracing::debug!(%digest, "cannot serialize the module: {e:#}"),
+                    }
+                }
+                module
+            }
+        };
         let exports = resolve_exports(&module, &manifest)?;
         let pre = self
             .linker
@@ -293,7 +330,29 @@ impl Engine {
             manifest,
             pre,
             exports,
+            from_code_cache,
         })
+    }
+
+    /// The module's compiled code from the disk cache, when an entry for
+    /// this engine is there and authentic.
+    fn cached_code(&self, digest: &Digest) -> Option<wasmtime::Module> {
+        let (cache, tag) = self.code_cache.as_ref()?;
+        let code = cache.get(digest, tag)?;
+        // SAFETY: the code is what `Module::serialize` wrote for an engine
+        // with these settings (the tag), and its MAC, made with a key only
+        // this user can read, shows that no one else wrote it. wasmtime
+        // checks the version and settings again before loading it.
+        match unsafe { wasmtime::Module::deserialize(&self.wasmtime, &code) } {
+            Ok(module) => {
+                tracing::debug!(%digest, "loaded the compiled module from the code cache");
+                Some(module)
+            }
+            Err(e) => {
+                tracing::debug!(%digest, "cached code does not load, compiling: {e:#}");
+                None
+            }
+        }
     }
 
     /// Runs one call of `function` with JSON `args` in a fresh instance.
@@ -380,6 +439,16 @@ impl fmt::Debug for Engine {
             .field("tick", &self.tick)
             .finish_non_exhaustive()
     }
+}
+
+/// A name for everything that decides whether compiled code fits this
+/// engine: wasmtime's own hash of its version and code-shaping settings.
+/// (A toolchain that hashes differently only costs a recompile.)
+fn compatibility_tag(engine: &wasmtime::Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("e{:016x}", hasher.finish())
 }
 
 fn wasm_config(config: &EngineConfig, pooling: bool) -> wasmtime::Config {
