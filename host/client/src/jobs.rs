@@ -246,13 +246,18 @@ async fn read(
     })
 }
 
-/// Every job kept in `bucket`, oldest first (jobs without a spec last).
+/// Every job kept in `bucket`, oldest first (jobs without a spec last);
+/// none when the bucket does not exist.
 ///
 /// # Errors
 ///
 /// When storage fails or an object is unreadable.
 pub async fn list(storage: &dyn Storage, bucket: &str) -> Result<Vec<Job>, JobsError> {
-    let listing = storage.list(bucket, &protocol::jobs_prefix()).await?;
+    // A bucket that does not exist yet holds no jobs.
+    let listing = match storage.list(bucket, &protocol::jobs_prefix()).await {
+        Err(wisp_storage::StorageError::NoSuchBucket { .. }) => Vec::new(),
+        listing => listing?,
+    };
     let grouped = group(listing.into_iter().map(|o| o.key));
     let mut jobs: Vec<Job> = futures::stream::iter(grouped)
         .map(|(job_id, objects)| read(storage, bucket, job_id, objects))
@@ -282,7 +287,10 @@ pub async fn get(storage: &dyn Storage, bucket: &str, job_id: &str) -> Result<Jo
     if job_id.is_empty() || job_id.contains('/') {
         return Err(unknown());
     }
-    let listing = storage.list(bucket, &protocol::job_prefix(job_id)).await?;
+    let listing = match storage.list(bucket, &protocol::job_prefix(job_id)).await {
+        Err(wisp_storage::StorageError::NoSuchBucket { .. }) => return Err(unknown()),
+        listing => listing?,
+    };
     let mut grouped = group(listing.into_iter().map(|o| o.key));
     let objects = grouped.remove(job_id).ok_or_else(unknown)?;
     read(storage, bucket, job_id.to_owned(), objects).await

@@ -122,18 +122,24 @@ fn explain_setup(config: &Config, error: Error) -> anyhow::Error {
 
 /// Says why the call did not give a result.
 fn explain_call(config: &Config, error: Error) -> anyhow::Error {
+    use wisp::openwhisk::OpenWhiskError as Ow;
+    const RUNTIME: &str = "the runtime is not built or not deployed: `wisp runtime build` and \
+         `wisp runtime deploy` set it up (see docs/openwhisk.md)";
     let hint = match (&error, config.backend) {
+        (
+            Error::OpenWhisk(Ow::Unreachable { .. } | Ow::Interrupted { .. } | Ow::Timeout { .. }),
+            _,
+        ) => "OpenWhisk is not reachable",
+        (Error::OpenWhisk(Ow::Unauthorized { .. } | Ow::Forbidden { .. }), _) => {
+            "OpenWhisk refused the API key"
+        }
         (Error::Timeout { .. }, BackendKind::Openwhisk) => {
             "no outcome arrived: the runtime action may be failing (`wisp runtime list \
              -b openwhisk`), or its containers cannot reach the storage endpoint"
         }
-        (Error::Docker(_), _) | (Error::OpenWhisk(_), _) => {
-            "the runtime is not built or not deployed: `wisp runtime build` and \
-             `wisp runtime deploy` set it up (see docs/openwhisk.md)"
-        }
+        (Error::Docker(_) | Error::OpenWhisk(Ow::NotFound { .. }), _) => RUNTIME,
         (Error::Unsupported(message), BackendKind::Openwhisk) if message.contains("runtime") => {
-            "the runtime is not built or not deployed: `wisp runtime build` and \
-             `wisp runtime deploy` set it up (see docs/openwhisk.md)"
+            RUNTIME
         }
         _ => "",
     };

@@ -1,0 +1,316 @@
+//! The commands a user reaches for around `wisp submit`: `wisp jobs` and
+//! `wisp logs` on kept jobs, `wisp hello` on a fresh set-up, and
+//! `wisp config show`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A user's set-up: a config file and local storage of its own.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("config.yaml"), config).expect("write config");
+        Self { dir }
+    }
+
+    /// Runs `wisp` from the repository root with this set-up.
+    fn wisp(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wisp"));
+        command
+            .args(args)
+            .current_dir(repo())
+            .env("WISP_CONFIG", self.dir.path().join("config.yaml"))
+            .env("WISP_STORAGE_DIR", self.dir.path().join("storage"));
+        for var in wisp::config::ENV_OVERRIDES {
+            if !matches!(var, "WISP_CONFIG" | "WISP_STORAGE_DIR") {
+                command.env_remove(var);
+            }
+        }
+        command.envs(env.iter().copied());
+        command.output().expect("wisp runs")
+    }
+
+    /// `wisp submit --keep` of the faults fixture; returns the job's id.
+    fn keep(&self, function: &str, map_json: &str) -> String {
+        let out = self.wisp(
+            &[
+                "submit",
+                "tests/guests/faults",
+                "--function",
+                function,
+                "--map-json",
+                map_json,
+                "--keep",
+            ],
+            &[],
+        );
+        let err = stderr(&out);
+        let job = err
+            .lines()
+            .find_map(|line| line.strip_prefix("kept job "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no kept job in: {err}"));
+        job.to_owned()
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The row of `job` in `wisp jobs`, split into its columns.
+fn row(listing: &str, job: &str) -> Vec<String> {
+    listing
+        .lines()
+        .find(|line| line.starts_with(job))
+        .unwrap_or_else(|| panic!("job {job} is not listed:\n{listing}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn jobs_lists_kept_jobs_with_their_outcomes() {
+    let setup = Setup::new("");
+    let empty = setup.wisp(&["jobs"], &[]);
+    assert_eq!(empty.status.code(), Some(0), "{}", stderr(&empty));
+    assert_eq!(stdout(&empty), "");
+    assert!(stderr(&empty).contains("--keep"), "{}", stderr(&empty));
+
+    let mixed = setup.keep("add", r#"[[1, 2], ["x", 1], [3, 4]]"#);
+    let failing = setup.keep("fail", r#"["no", "never"]"#);
+    let out = setup.wisp(&["jobs"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listing = stdout(&out);
+    let header: Vec<&str> = listing
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "JOB", "FUNCTION", "STATE", "CALLS", "OK", "FAILED", "PENDING", "AGE"
+        ]
+    );
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    let mixed_row = row(&listing, &mixed);
+    assert_eq!(
+        mixed_row[1..7],
+        ["add", "failed", "3", "2", "1", "0"],
+        "{listing}"
+    );
+    let failing_row = row(&listing, &failing);
+    assert_eq!(
+        failing_row[1..7],
+        ["fail", "failed", "2", "0", "2", "0"],
+        "{listing}"
+    );
+    assert!(failing_row[7].ends_with('s'), "age in seconds: {listing}");
+    // Oldest first.
+    let first = listing.lines().nth(1).unwrap_or("");
+    assert!(first.starts_with(&mixed), "{listing}");
+}
+
+#[test]
+fn jobs_counts_calls_without_an_outcome_as_pending() {
+    let setup = Setup::new("");
+    let job = setup.keep("echo", "[1, 2, 3]");
+    let done = stdout(&setup.wisp(&["jobs"], &[]));
+    assert_eq!(
+        row(&done, &job)[2..7],
+        ["done", "3", "3", "0", "0"],
+        "{done}"
+    );
+    // Take the outcomes away, as when a run is cut short before its calls
+    // are recorded.
+    let status = setup
+        .dir
+        .path()
+        .join("storage/wisp-data/wisp/jobs")
+        .join(&job)
+        .join("status");
+    assert!(status.is_dir(), "statuses at {}", status.display());
+    std::fs::remove_dir_all(&status).expect("remove statuses");
+    let running = stdout(&setup.wisp(&["jobs"], &[]));
+    assert_eq!(
+        row(&running, &job)[2..7],
+        ["running", "3", "0", "0", "3"],
+        "{running}"
+    );
+}
+
+#[test]
+fn logs_shows_each_calls_log_and_outcome_in_call_order() {
+    let setup = Setup::new("");
+    let job = setup.keep("log", "[2, 0, 1]");
+    let out = setup.wisp(&["logs", &job], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "--- call 00000: ok ---\n\
+         stdout line 0\nstderr line 0\nstdout line 1\nstderr line 1\n\
+         --- call 00001: ok ---\n\
+         --- call 00002: ok ---\n\
+         stdout line 0\nstderr line 0\n"
+    );
+    for call in ["2", "00002"] {
+        let one = setup.wisp(&["logs", &job, call], &[]);
+        assert_eq!(
+            stdout(&one),
+            "--- call 00002: ok ---\nstdout line 0\nstderr line 0\n",
+            "{call}: {}",
+            stderr(&one)
+        );
+    }
+
+    let failed = setup.keep("fail", r#"["it broke"]"#);
+    let out = setup.wisp(&["logs", &failed], &[]);
+    assert_eq!(
+        stdout(&out),
+        "--- call 00000: failed: the function returned an error: it broke ---\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn logs_of_an_unknown_job_or_call_says_how_to_list_jobs() {
+    let setup = Setup::new("");
+    let job = setup.keep("echo", "[1]");
+    let unknown_job = setup.wisp(&["logs", "no-such-job"], &[]);
+    assert_eq!(unknown_job.status.code(), Some(2));
+    let err = stderr(&unknown_job);
+    assert!(err.contains("no job `no-such-job`"), "{err}");
+    assert!(err.contains("wisp jobs"), "{err}");
+
+    let unknown_call = setup.wisp(&["logs", &job, "5"], &[]);
+    assert_eq!(unknown_call.status.code(), Some(2));
+    let err = stderr(&unknown_call);
+    assert!(
+        err.contains("no call `5`") && err.contains("00000"),
+        "{err}"
+    );
+    assert_eq!(stdout(&unknown_call), "");
+}
+
+#[test]
+fn hello_runs_my_function_on_the_embedded_default() {
+    let setup = Setup::new("");
+    let out = setup.wisp(&["hello"], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("my_function(3) = 10\n"), "{text}");
+    assert!(text.contains("backend  localhost"), "{text}");
+    assert!(text.contains("local storage at"), "{text}");
+    let config = setup.dir.path().join("config.yaml");
+    assert!(text.contains(&config.display().to_string()), "{text}");
+    // The job's data is removed afterwards.
+    let jobs = setup.wisp(&["jobs"], &[]);
+    assert_eq!(stdout(&jobs), "", "{}", stderr(&jobs));
+
+    for (x, y) in [
+        ("-20", "-13"),
+        ("0", "7"),
+        ("999999999999999992", "999999999999999999"),
+    ] {
+        let out = setup.wisp(&["hello", "--", x], &[]);
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!("my_function({x}) = {y}\n")),
+            "{text}{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn hello_names_what_is_not_set_up() {
+    let setup = Setup::new("");
+    let no_key = setup.wisp(
+        &["hello", "-b", "openwhisk"],
+        &[("WISP_OPENWHISK_ENDPOINT", "http://127.0.0.1:9")],
+    );
+    assert_eq!(no_key.status.code(), Some(2));
+    let err = stderr(&no_key);
+    assert!(err.contains("openwhisk.api_key"), "{err}");
+    assert!(err.contains("WISP_OPENWHISK_API_KEY"), "{err}");
+
+    let no_endpoint = setup.wisp(&["hello", "-b", "openwhisk"], &[]);
+    let err = stderr(&no_endpoint);
+    assert!(err.contains("openwhisk.endpoint"), "{err}");
+
+    // Nothing listens on port 9 of loopback.
+    let key = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:\
+               123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
+    let down = setup.wisp(
+        &["hello", "-b", "openwhisk"],
+        &[
+            ("WISP_OPENWHISK_ENDPOINT", "http://127.0.0.1:9"),
+            ("WISP_OPENWHISK_API_KEY", key),
+        ],
+    );
+    assert_eq!(down.status.code(), Some(2));
+    let err = stderr(&down);
+    assert!(err.contains("OpenWhisk is not reachable"), "{err}");
+    assert!(!err.contains(key.split(':').nth(1).unwrap_or(key)), "{err}");
+    let unreachable = Setup::new(
+        "minio:\n  endpoint: http://127.0.0.1:9\n  access_key_id: a\n  secret_access_key: b\n",
+    );
+    let out = unreachable.wisp(&["hello", "-s", "minio"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("not reachable"), "{err}");
+}
+
+#[test]
+fn config_show_masks_secrets_and_shows_overrides() {
+    let setup = Setup::new(
+        "minio:\n  endpoint: http://127.0.0.1:9000\n  access_key_id: user-id\n  \
+         secret_access_key: hidden-one\n  session_token: hidden-two\n\
+         openwhisk:\n  api_key: uuid:hidden-three\n  docker_user: me\n",
+    );
+    let out = setup.wisp(
+        &["config", "show"],
+        &[
+            ("WISP_WORKERS", "5"),
+            ("WISP_DOCKER_PASSWORD", "hidden-four"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("hidden"), "a secret shows:\n{text}");
+    assert_eq!(text.matches("'********'").count(), 4, "{text}");
+    let config = setup.dir.path().join("config.yaml");
+    assert!(
+        text.starts_with(&format!("# from the file {}\n", config.display())),
+        "{text}"
+    );
+    assert!(text.contains("WISP_WORKERS"), "{text}");
+    assert!(text.contains("workers: 5\n"), "{text}");
+    assert!(text.contains("access_key_id: user-id\n"), "{text}");
+    assert!(text.contains("docker_user: me\n"), "{text}");
+    // What it prints is a config wisp reads back.
+    let yaml: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let again = Setup::new(&yaml);
+    let back = again.wisp(&["config", "show"], &[]);
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    assert!(stdout(&back).contains("workers: 5\n"), "{}", stdout(&back));
+}
