@@ -762,6 +762,26 @@ mod tests {
     }
 
     #[test]
+    fn the_override_list_names_every_variable_read() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Config::default()
+            .apply_env(|var| {
+                asked.borrow_mut().push(var.to_owned());
+                None
+            })
+            .expect("no overrides");
+        let mut asked = asked.into_inner();
+        asked.sort();
+        let mut listed: Vec<String> = ENV_OVERRIDES
+            .iter()
+            .filter(|v| !matches!(**v, "WISP_CONFIG" | "WISP_LOG"))
+            .map(|v| (*v).to_owned())
+            .collect();
+        listed.sort();
+        assert_eq!(asked, listed);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let unknown = Config::from_yaml("localhost:\n  worker: 3\n").expect_err("typo");
         assert!(unknown.contains("unknown field `worker`"), "{unknown}");
