@@ -301,3 +301,81 @@ async fn word_count_on_openwhisk_over_s3_matches_localhost() {
     exec.close().await.expect("close");
     emulator.shutdown().await;
 }
+
+/// The action process of this emulator (the stand-in for its container),
+/// found by the API host it was started with.
+fn action_pids(emulator: &Emulator) -> Vec<i32> {
+    let marker = format!("__OW_API_HOST={}", emulator.url());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == marker.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_killed_mid_batch_loses_no_call_and_counts_none_twice() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(&emulator, dir.path());
+    config.openwhisk.calls_per_activation = Some(10);
+    let exec = executor(config).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    // Ten calls of 300 ms in one activation: kill its process after the
+    // first few have been recorded.
+    let futures = exec
+        .map(&f, "sleep_ms", [300u64; 10])
+        .await
+        .expect("submitted");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let pids = loop {
+        let pids = action_pids(&emulator);
+        if !pids.is_empty() && futures.iter().any(|f| f.status().is_some()) {
+            break pids;
+        }
+        assert!(std::time::Instant::now() < deadline, "no call finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for pid in pids {
+        // The process is this test's own: its emulator started it.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let outcome = exec
+        .wait(
+            &futures,
+            wisp::WaitFor::AllCompleted,
+            Some(Duration::from_secs(90)),
+        )
+        .await;
+    assert!(outcome.pending.is_empty(), "every call ends");
+    let mut done = 0;
+    let mut lost = 0;
+    for future in &futures {
+        match &future.status().expect("ended").error {
+            None => done += 1,
+            Some(Failure::Lost { message }) => {
+                assert!(message.contains("activation"), "{message}");
+                lost += 1;
+            }
+            Some(other) => panic!("unexpected failure: {other}"),
+        }
+    }
+    assert_eq!(done + lost, 10);
+    assert!(done >= 1 && lost >= 1, "{done} recorded, {lost} lost");
+    assert_eq!(exec.completed_calls(), 10, "no call counted twice");
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}
