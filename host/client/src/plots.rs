@@ -485,7 +485,13 @@ where
     let per_row = job.calls.len().div_ceil(TIMELINE_MAX_ROWS);
     let end = job.calls.iter().map(|c| c.at[4]).fold(0.0, f64::max);
     let x_max = if end > 0.0 { end * 1.03 } else { 1.0 };
-    let y_max = job.calls.len() as f64;
+    // With one call per bar, bar i is centred on i so its label sits by it;
+    // a bar for a run of calls spans the run's indices.
+    let (y_min, y_max) = if per_row == 1 {
+        (-0.5, job.calls.len() as f64 - 0.5)
+    } else {
+        (0.0, job.calls.len() as f64)
+    };
     let mut builder = ChartBuilder::on(area);
     builder.margin(20);
     if text {
@@ -500,7 +506,7 @@ where
     } else {
         builder.x_label_area_size(5).y_label_area_size(5);
     }
-    let mut chart = builder.build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    let mut chart = builder.build_cartesian_2d(0.0..x_max, y_min..y_max)?;
     let mut mesh = chart.configure_mesh();
     mesh.disable_y_mesh()
         .light_line_style(RGBColor(235, 235, 235));
@@ -508,15 +514,23 @@ where
         mesh.x_desc("seconds since the job was submitted")
             .y_desc("call")
             .y_label_formatter(&|y| format!("{y:.0}"))
+            // Whole numbers only: no more labels than calls.
+            .y_labels(job.calls.len().clamp(1, 10))
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16));
     } else {
-        mesh.x_labels(0).y_labels(0);
+        // Axes carry labels, which need a font: grid lines and a frame
+        // stand in for them.
+        mesh.disable_x_axis().disable_y_axis();
     }
     mesh.draw()?;
+    if !text {
+        frame(&chart.plotting_area().strip_coord_spec())?;
+    }
 
     // Bars fill most of their band, but keep a pixel of gap when they can.
     let band = per_row as f64;
+    let offset = if per_row == 1 { -0.5 } else { 0.0 };
     let (gap_low, gap_high) = if rows.len() <= 100 {
         (0.15, 0.85)
     } else {
@@ -529,8 +543,9 @@ where
         (3, 4, RECORDING),
     ];
     chart.draw_series(rows.iter().flat_map(|row| {
-        let low = row.first as f64 + band * gap_low;
-        let high = row.first as f64 + band.min(row.calls as f64) * gap_high;
+        let base = row.first as f64 + offset;
+        let low = base + band * gap_low;
+        let high = base + band.min(row.calls as f64) * gap_high;
         segments.iter().filter_map(move |&(a, b, color)| {
             let color = if b == 3 && row.failed && per_row == 1 {
                 FAILED
@@ -543,7 +558,7 @@ where
     }))?;
     let cross = if rows.len() <= 60 { 6 } else { 4 };
     chart.draw_series(rows.iter().filter(|r| r.failed).map(|row| {
-        let middle = row.first as f64 + band.min(row.calls as f64) / 2.0;
+        let middle = row.first as f64 + offset + band.min(row.calls as f64) / 2.0;
         Cross::new((row.at[4], middle), cross, FAILED.stroke_width(2))
     }))?;
 
@@ -625,14 +640,15 @@ where
         .map(|(s, f)| s + f)
         .max()
         .unwrap_or(0);
-    let y_max = f64::from(tallest.max(1)) * 1.1;
+    // Headroom above the tallest bar keeps the legend off the bars.
+    let y_max = (f64::from(tallest.max(1)) * 1.3).ceil() as u32;
 
     let mut builder = ChartBuilder::on(area);
     builder.margin(20);
     if text {
         builder
             .caption(
-                format!("{}: how long the function ran", job.title()),
+                format!("function durations, {}", job.title()),
                 ("sans-serif", 20),
             )
             .x_label_area_size(50)
@@ -640,32 +656,43 @@ where
     } else {
         builder.x_label_area_size(5).y_label_area_size(5);
     }
-    let mut chart = builder.build_cartesian_2d(low..high, 0.0..y_max)?;
+    let mut chart = builder.build_cartesian_2d(low..high, 0..y_max)?;
     let mut mesh = chart.configure_mesh();
     mesh.disable_x_mesh()
         .light_line_style(RGBColor(235, 235, 235));
     let x_desc = format!("function duration ({unit})");
+    let decimals = match high - low {
+        span if span >= 20.0 => 0,
+        span if span >= 2.0 => 1,
+        _ => 2,
+    };
+    let x_label = move |x: &f64| format!("{x:.decimals$}");
     if text {
         mesh.x_desc(x_desc)
             .y_desc("calls")
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .x_label_formatter(&x_label)
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16));
     } else {
-        mesh.x_labels(0).y_labels(0);
+        // Axes carry labels, which need a font: grid lines and a frame
+        // stand in for them.
+        mesh.disable_x_axis().disable_y_axis();
     }
     mesh.draw()?;
+    if !text {
+        frame(&chart.plotting_area().strip_coord_spec())?;
+    }
     let left = |i: usize| low + width * i as f64;
     chart.draw_series((0..bins).filter(|&i| succeeded[i] > 0).map(|i| {
         Rectangle::new(
-            [(left(i), 0.0), (left(i + 1), f64::from(succeeded[i]))],
+            [(left(i), 0), (left(i + 1), succeeded[i])],
             FUNCTION.filled(),
         )
     }))?;
     chart.draw_series((0..bins).filter(|&i| failed[i] > 0).map(|i| {
-        let base = f64::from(succeeded[i]);
+        let base = succeeded[i];
         Rectangle::new(
-            [(left(i), base), (left(i + 1), base + f64::from(failed[i]))],
+            [(left(i), base), (left(i + 1), base + failed[i])],
             FAILED.filled(),
         )
     }))?;
@@ -675,22 +702,19 @@ where
             .filter(|&i| succeeded[i] + failed[i] > 0)
             .map(|i| {
                 Rectangle::new(
-                    [
-                        (left(i), 0.0),
-                        (left(i + 1), f64::from(succeeded[i] + failed[i])),
-                    ],
+                    [(left(i), 0), (left(i + 1), succeeded[i] + failed[i])],
                     WHITE.stroke_width(1),
                 )
             }),
     )?;
     if text {
         chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+            .draw_series(std::iter::empty::<Rectangle<(f64, u32)>>())?
             .label("succeeded")
             .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], FUNCTION.filled()));
         if job.failed > 0 {
             chart
-                .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+                .draw_series(std::iter::empty::<Rectangle<(f64, u32)>>())?
                 .label("failed")
                 .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], FAILED.filled()));
         }
@@ -702,5 +726,19 @@ where
             .border_style(RGBColor(150, 150, 150))
             .draw()?;
     }
+    Ok(())
+}
+
+/// Lines along the bottom and left of a plotting area.
+fn frame<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let (width, height) = area.dim_in_pixel();
+    let (right, bottom) = (width as i32 - 1, height as i32 - 1);
+    area.draw(&PathElement::new(
+        [(0, 0), (0, bottom), (right, bottom)],
+        BLACK.stroke_width(1),
+    ))?;
     Ok(())
 }

@@ -74,6 +74,10 @@ pub struct Submit {
     /// Print each call's log to stderr.
     #[arg(long)]
     logs: bool,
+    /// After the job, write its timeline and a histogram of function
+    /// durations (as SVG and PNG) and calls.csv into this directory.
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
 }
 
 impl Submit {
@@ -103,8 +107,9 @@ impl Submit {
             builder.keep_job_data(true);
         }
         let exec = builder.build().await?;
-        let outcome = tokio::select! {
-            outcome = self.run_on(&exec, chunking) => outcome,
+        let mut calls = Vec::new();
+        let mut outcome = tokio::select! {
+            outcome = self.run_on(&exec, chunking, &mut calls) => outcome,
             _ = interrupted() => {
                 eprintln!(
                     "interrupted: cancelling the job's calls{}",
@@ -113,6 +118,26 @@ impl Submit {
                 Err(Failure::Interrupted)
             }
         };
+        if let Some(dir) = &self.plots
+            && !matches!(outcome, Err(Failure::Interrupted))
+        {
+            match wisp::plots::write_job_plots(&calls, dir) {
+                Ok(files) => eprintln!(
+                    "wrote the timeline, histogram and calls.csv of {} calls to {}",
+                    files.calls,
+                    dir.display()
+                ),
+                Err(wisp::plots::PlotError::NoCalls { .. }) => {
+                    eprintln!("no finished calls: no plots written");
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if outcome.is_ok() {
+                        outcome = Err(Failure::Setup(e.into()));
+                    }
+                }
+            }
+        }
         if self.keep {
             for job in exec.jobs() {
                 eprintln!(
@@ -127,10 +152,13 @@ impl Submit {
         outcome
     }
 
+    /// Runs the job; `calls` collects its calls (the map's, then the
+    /// reduce's) for the plots.
     async fn run_on(
         &self,
         exec: &FunctionExecutor,
         chunking: Option<Chunking>,
+        calls: &mut Vec<CallFuture>,
     ) -> Result<(), Failure> {
         let inputs = self.inputs(exec, chunking).await?;
         let spinner = spinner(&format!("building {}", self.target.display()));
@@ -141,6 +169,7 @@ impl Submit {
             Inputs::One(args) => exec.map_json(&f, &self.function, vec![args]).await?,
             Inputs::Many(args) => exec.map_json(&f, &self.function, args).await?,
         };
+        calls.extend(futures.iter().cloned());
         let Some(reduce) = &self.reduce else {
             return self.stream(exec, &futures).await;
         };
@@ -160,6 +189,7 @@ impl Submit {
             }
             Err(e) => return Err(e.into()),
         };
+        calls.push(map_reduce.reduce.clone());
         let reduce_call = std::slice::from_ref(&map_reduce.reduce);
         exec.wait(reduce_call, WaitFor::AllCompleted, None).await;
         self.print_logs(reduce_call);
