@@ -17,6 +17,10 @@ pub struct Figures {
     /// `function_from_bytes` of a module this executor has never seen, then
     /// `call_async` and `get_result` of `noop`.
     pub first_call: Duration,
+    /// The same in a second executor that finds the module's compiled
+    /// code in the disk cache the first one filled (a new process would
+    /// do the same).
+    pub first_call_cached: Duration,
     /// `call_async` and `get_result` of `noop` once the module is loaded.
     pub warm_call: Duration,
     /// The map of `noop`: `map` and `get_results`.
@@ -57,9 +61,19 @@ pub struct Kernel<T> {
 /// An executor on local storage in `dir` that keeps job data: the
 /// benchmarks remove their files themselves, once, at the end.
 pub async fn executor(dir: &Path, workers: usize) -> Result<FunctionExecutor> {
+    executor_with_cache(dir, workers, None).await
+}
+
+/// As [`executor`], with compiled modules kept in `code_cache`.
+async fn executor_with_cache(
+    dir: &Path,
+    workers: usize,
+    code_cache: Option<std::path::PathBuf>,
+) -> Result<FunctionExecutor> {
     let config = wisp::Config {
         storage_dir: dir.to_owned(),
         workers,
+        code_cache,
         data_cleaner: false,
         ..wisp::Config::default()
     };
@@ -78,7 +92,8 @@ pub async fn run(
     int_loop_n: u64,
     hash_mib: u64,
 ) -> Result<Figures> {
-    let exec = executor(dir, workers).await?;
+    let code_cache = dir.join("code-cache");
+    let exec = executor_with_cache(dir, workers, Some(code_cache.clone())).await?;
 
     let bytes = wasm.to_vec();
     let started = Instant::now();
@@ -90,6 +105,24 @@ pub async fn run(
         .await
         .context("the first noop call failed")?;
     let first_call = started.elapsed();
+    ensure!(!f.from_code_cache(), "the first executor compiled the module");
+
+    let first_call_cached = {
+        let second = executor_with_cache(dir, workers, Some(code_cache)).await?;
+        let started = Instant::now();
+        let f = second
+            .function_from_bytes("faults", wasm.to_vec())
+            .context("the second executor cannot load the faults module")?;
+        let future = second.call_async(&f, "noop", ()).await?;
+        second
+            .get_result::<()>(&future)
+            .await
+            .context("the first noop call from the code cache failed")?;
+        let elapsed = started.elapsed();
+        ensure!(f.from_code_cache(), "the second executor found the compiled code");
+        second.close().await.context("the second executor did not close")?;
+        elapsed
+    };
 
     let mut warm = Vec::with_capacity(WARM_CALLS);
     for _ in 0..WARM_CALLS {
@@ -133,6 +166,7 @@ pub async fn run(
         .context("the executor did not close cleanly")?;
     Ok(Figures {
         first_call,
+        first_call_cached,
         warm_call,
         map,
         int_loop,

@@ -109,12 +109,20 @@ pub fn rows<'a>(args: &Args, threads: usize) -> Vec<Row<'a, Run>> {
             move |r| ms(r.client.first_call),
         ),
         figure(
+            "first, compiled code in the disk cache: the same in a second executor",
+            Unit::Millis,
+            move |r| ms(r.client.first_call_cached),
+        ),
+        figure(
             "warm: `call_async` + `get_result` (median of 11 per run)",
             Unit::Millis,
             move |r| ms(r.client.warm_call),
         ),
         figure("first ÷ warm", Unit::Ratio, |r| {
             ratio(r.client.first_call, r.client.warm_call)
+        }),
+        figure("first ÷ first from the disk cache", Unit::Ratio, |r| {
+            ratio(r.client.first_call, r.client.first_call_cached)
         }),
         figure(
             "wisp `Engine::load` (compile, manifest, exports, pre-link), new engine",

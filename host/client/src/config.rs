@@ -136,6 +136,11 @@ pub struct Config {
     pub ceph: Option<S3Section>,
     /// The `openwhisk` section.
     pub openwhisk: OpenWhiskSection,
+    /// Where compiled modules are kept between processes (see
+    /// `wisp_engine::CodeCache`); `None` compiles every module in every
+    /// process. Default: `~/.wisp/cache/code`, or `WISP_CODE_CACHE`
+    /// (`off` for none).
+    pub code_cache: Option<PathBuf>,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -168,6 +173,7 @@ impl Default for Config {
             aws_s3: None,
             ceph: None,
             openwhisk: OpenWhiskSection::default(),
+            code_cache: wisp_engine::CodeCache::default_dir(),
             source: None,
         }
     }

@@ -49,6 +49,12 @@ impl Function {
     pub fn size(&self) -> usize {
         self.bytes.len()
     }
+
+    /// Whether the module's compiled code came from the disk cache rather
+    /// than from compiling it in this process.
+    pub fn from_code_cache(&self) -> bool {
+        self.module.from_code_cache()
+    }
 }
 
 impl std::fmt::Debug for Function {
@@ -344,7 +350,7 @@ impl FunctionExecutor {
         let bucket = config.bucket();
         let engine = Arc::new(Engine::new(EngineConfig {
             instance_slots: (config.workers as u32).saturating_mul(2).max(8),
-            code_cache: wisp_engine::CodeCache::default_dir(),
+            code_cache: config.code_cache.clone(),
             ..EngineConfig::default()
         })?);
         let executor_id = format!(
