@@ -52,6 +52,13 @@ pub(crate) struct OpenWhiskBackend {
 
 impl OpenWhiskBackend {
     pub(crate) fn new(config: &Config, storage: Arc<dyn Storage>) -> Result<Self> {
+        if config.s3_section().is_none() {
+            tracing::warn!(
+                "OpenWhisk with local storage: the runtime containers reach {} only if they \
+                 share this machine's file system; use S3 storage (-s minio, aws_s3 or ceph)",
+                config.storage_dir.display()
+            );
+        }
         let runtimes = Runtimes::new(config, storage.clone())?;
         Ok(Self {
             client: runtimes.client().clone(),
