@@ -207,6 +207,13 @@ pub fn build_crate(dir: &Path) -> Result<PathBuf, BuildError> {
 /// it with rustup when it is not: that is what a new user needs, and the
 /// one thing that stands between a fresh toolchain and a first job.
 fn ensure_target(cargo: &str) -> Result<(), BuildError> {
+    install_target(cargo, TARGET).map_err(|reason| BuildError::MissingTarget { reason })
+}
+
+/// Makes sure the standard library of `target` is installed for the
+/// toolchain of `cargo`, running `rustup target add` when it is not; the
+/// error is why that failed, in rustup's last words.
+pub(crate) fn install_target(cargo: &str, target: &str) -> Result<(), String> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| {
         Path::new(cargo)
             .parent()
@@ -221,26 +228,23 @@ fn ensure_target(cargo: &str) -> Result<(), BuildError> {
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     if let Some(sysroot) = &sysroot
-        && sysroot.join("lib/rustlib").join(TARGET).is_dir()
+        && sysroot.join("lib/rustlib").join(target).is_dir()
     {
         return Ok(());
     }
-    tracing::info!("installing the Rust target {TARGET} with rustup");
+    tracing::info!("installing the Rust target {target} with rustup");
     let output = Command::new("rustup")
-        .args(["target", "add", TARGET])
+        .args(["target", "add", target])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| BuildError::MissingTarget {
-            reason: format!("rustup cannot be run: {e}"),
-        })?;
+        .map_err(|e| format!("rustup cannot be run: {e}"))?;
     if !output.status.success() {
-        let reason = String::from_utf8_lossy(&output.stderr)
+        return Err(String::from_utf8_lossy(&output.stderr)
             .lines()
             .last()
             .unwrap_or("rustup failed")
-            .to_owned();
-        return Err(BuildError::MissingTarget { reason });
+            .to_owned());
     }
     Ok(())
 }

@@ -499,40 +499,8 @@ fn wisp_workspace(cargo: &str, dir: Option<&Path>) -> Result<Metadata, String> {
 /// Makes sure the musl target's standard library is installed, installing
 /// it with rustup when it is not.
 fn ensure_target(cargo: &str) -> Result<(), DockerError> {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| {
-        Path::new(cargo)
-            .parent()
-            .map(|dir| dir.join("rustc"))
-            .filter(|p| p.is_file())
-            .map_or_else(|| "rustc".to_owned(), |p| p.display().to_string())
-    });
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(sysroot) = &sysroot
-        && sysroot.join("lib/rustlib").join(ACTION_TARGET).is_dir()
-    {
-        return Ok(());
-    }
-    tracing::info!("installing the Rust target {ACTION_TARGET} with rustup");
-    let output = Command::new("rustup")
-        .args(["target", "add", ACTION_TARGET])
-        .output()
-        .map_err(|e| DockerError::MissingTarget {
-            reason: format!("rustup cannot be run: {e}"),
-        })?;
-    if !output.status.success() {
-        let reason = String::from_utf8_lossy(&output.stderr)
-            .lines()
-            .last()
-            .unwrap_or("rustup failed")
-            .to_owned();
-        return Err(DockerError::MissingTarget { reason });
-    }
-    Ok(())
+    crate::builder::install_target(cargo, ACTION_TARGET)
+        .map_err(|reason| DockerError::MissingTarget { reason })
 }
 
 /// An image reference taken apart: `[registry/]repository:tag`.
