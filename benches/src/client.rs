@@ -105,7 +105,10 @@ pub async fn run(
         .await
         .context("the first noop call failed")?;
     let first_call = started.elapsed();
-    ensure!(!f.from_code_cache(), "the first executor compiled the module");
+    ensure!(
+        !f.from_code_cache(),
+        "the first executor compiled the module"
+    );
 
     let first_call_cached = {
         let second = executor_with_cache(dir, workers, Some(code_cache)).await?;
@@ -119,8 +122,14 @@ pub async fn run(
             .await
             .context("the first noop call from the code cache failed")?;
         let elapsed = started.elapsed();
-        ensure!(f.from_code_cache(), "the second executor found the compiled code");
-        second.close().await.context("the second executor did not close")?;
+        ensure!(
+            f.from_code_cache(),
+            "the second executor found the compiled code"
+        );
+        second
+            .close()
+            .await
+            .context("the second executor did not close")?;
         elapsed
     };
 

@@ -274,6 +274,19 @@ fn hello_names_what_is_not_set_up() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("not reachable"), "{err}");
+    // A server that answers but refuses the secret is told apart from one
+    // that does not answer (the S3 test server of scripts/test).
+    if let Ok(endpoint) = std::env::var("WISP_TEST_S3_ENDPOINT") {
+        let refused = Setup::new(&format!(
+            "minio:\n  endpoint: {endpoint}\n  access_key_id: minioadmin\n  \
+             secret_access_key: not-the-secret\n"
+        ));
+        let out = refused.wisp(&["hello", "-s", "minio"], &[]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(err.contains("refused the credentials"), "{err}");
+        assert!(!err.contains("not-the-secret"), "the secret shows: {err}");
+    }
 }
 
 #[test]

@@ -45,7 +45,10 @@ pub struct ObjectMeta {
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The bucket does not exist.
-    #[error("bucket `{bucket}` does not exist; create it first (or check the name in the config)")]
+    #[error(
+        "bucket `{bucket}` does not exist: create it with `wisp storage create-bucket {bucket}` \
+         (or check the name in the config)"
+    )]
     NoSuchBucket {
         /// The bucket.
         bucket: String,

@@ -100,6 +100,11 @@ fn explain_setup(config: &Config, error: Error) -> anyhow::Error {
         Error::Storage(wisp_storage::StorageError::NoSuchBucket { bucket }) => {
             format!("create the bucket with `wisp storage create-bucket {bucket} -s {storage}`")
         }
+        Error::Storage(wisp_storage::StorageError::Denied { .. }) => format!(
+            "{storage} storage refused the credentials: check `access_key_id` and \
+             `secret_access_key` in the `{storage}` section (or AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY)"
+        ),
         Error::Storage(_) if storage != StorageKind::Localhost => format!(
             "{storage} storage is not reachable: is the server running, and are `endpoint` \
              and the credentials in the `{storage}` section right?"

@@ -127,6 +127,16 @@ impl RuntimeCommand {
                 }
                 let memory = memory.unwrap_or(config.runtime_memory);
                 let image = runtime::resolve_image(&config, Some(&image));
+                if image.ends_with(":latest")
+                    || !image.rsplit('/').next().unwrap_or("").contains(':')
+                {
+                    eprintln!(
+                        "warning: {image} has no tag or the tag `latest`: OpenWhisk pulls such an \
+                         image at every cold start and fails the activation when the pull fails; \
+                         tag it, e.g. {}:1",
+                        image.trim_end_matches(":latest")
+                    );
+                }
                 let runtimes = runtimes(&config).await?;
                 let spinner = crate::submit::spinner(&format!("deploying {image}"));
                 let deployed = runtimes.deploy(&image, memory).await;
