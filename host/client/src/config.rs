@@ -566,16 +566,24 @@ impl Config {
                 |p| format!("{} (or the settings that override it)", p.display()),
             )
         };
-        if self.workers == 0 {
+        if !(1..=4096).contains(&self.workers) {
             return Err(ConfigError::Value {
                 key: "localhost.workers",
                 place: place(),
-                expected: "at least 1".to_owned(),
+                expected: "a number of workers from 1 to 4096".to_owned(),
             });
         }
+        let section = match self.backend {
+            BackendKind::Localhost => "localhost",
+            BackendKind::Openwhisk => "openwhisk",
+        };
         if !MEMORY_RANGE.contains(&self.runtime_memory) {
             return Err(ConfigError::Value {
-                key: "runtime_memory",
+                key: if section == "localhost" {
+                    "localhost.runtime_memory"
+                } else {
+                    "openwhisk.runtime_memory"
+                },
                 place: place(),
                 expected: format!(
                     "between 1 and 4096 MB (a 32-bit module addresses 4 GiB at most); got {}",

@@ -34,6 +34,11 @@ pub fn module_key(digest: &Digest) -> String {
     format!("{ROOT}/modules/{digest}.wasm")
 }
 
+/// The prefix of all modules.
+pub fn modules_prefix() -> String {
+    format!("{ROOT}/modules/")
+}
+
 /// The prefix of all of a job's objects.
 pub fn job_prefix(job_id: &str) -> String {
     format!("{ROOT}/jobs/{job_id}/")

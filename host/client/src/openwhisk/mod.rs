@@ -39,10 +39,24 @@ pub fn client(config: &Config) -> Result<OpenWhiskClient> {
         .clone()
         .filter(|k| !k.trim().is_empty())
         .ok_or_else(|| missing("api_key", "WISP_OPENWHISK_API_KEY"))?;
-    Ok(OpenWhiskClient::new(api::ClientConfig {
+    OpenWhiskClient::new(api::ClientConfig {
         endpoint,
         namespace: section.namespace.clone().unwrap_or_else(|| "_".to_owned()),
         api_key,
         insecure: section.insecure,
-    })?)
+    })
+    .map_err(|e| match e {
+        // Say where the value came from: the file or its variable.
+        OpenWhiskError::InvalidConfig { key, message } => {
+            let var = match key {
+                "openwhisk.endpoint" => "WISP_OPENWHISK_ENDPOINT",
+                "openwhisk.namespace" => "WISP_OPENWHISK_NAMESPACE",
+                _ => "WISP_OPENWHISK_API_KEY",
+            };
+            Error::Unsupported(format!(
+                "invalid `{key}` (set in {place}, or in {var}): {message}"
+            ))
+        }
+        other => other.into(),
+    })
 }

@@ -406,7 +406,7 @@ impl Runtimes {
 
     /// Removes everything wisp put on OpenWhisk and in storage: every
     /// runtime action, the package, every job's data and the runtime
-    /// metadata. Users' own objects stay.
+    /// metadata and the stored modules. Users' own objects stay.
     ///
     /// # Errors
     ///
@@ -425,6 +425,10 @@ impl Runtimes {
             .storage
             .delete_prefix(&self.bucket, &protocol::jobs_prefix())
             .await?;
+        report.module_objects = self
+            .storage
+            .delete_prefix(&self.bucket, &protocol::modules_prefix())
+            .await?;
         report.metadata_objects = self
             .storage
             .delete_prefix(&self.bucket, METADATA_PREFIX)
@@ -442,6 +446,8 @@ pub struct CleanReport {
     pub package: bool,
     /// Objects of jobs.
     pub job_objects: usize,
+    /// Stored modules.
+    pub module_objects: usize,
     /// Runtime metadata objects.
     pub metadata_objects: usize,
 }

@@ -266,7 +266,8 @@ impl CleanCommand {
             let runtimes = Runtimes::new(&config, storage)?;
             let report = runtimes.clean().await?;
             println!(
-                "removed {} runtime action(s){}, {} job object(s) and {} runtime metadata object(s)",
+                "removed {} runtime action(s){}, {} job object(s), {} module(s) and {} runtime \
+                 metadata object(s)",
                 report.actions,
                 if report.package {
                     " and wisp's package"
@@ -274,13 +275,18 @@ impl CleanCommand {
                     ""
                 },
                 report.job_objects,
+                report.module_objects,
                 report.metadata_objects
             );
         } else {
-            let removed = storage
-                .delete_prefix(&config.bucket(), &wisp_runtime::protocol::jobs_prefix())
+            let bucket = config.bucket();
+            let jobs = storage
+                .delete_prefix(&bucket, &wisp_runtime::protocol::jobs_prefix())
                 .await?;
-            println!("removed {removed} job object(s)");
+            let modules = storage
+                .delete_prefix(&bucket, &wisp_runtime::protocol::modules_prefix())
+                .await?;
+            println!("removed {jobs} job object(s) and {modules} module(s)");
         }
         Ok(())
     }
