@@ -311,25 +311,8 @@ pub struct Package {
     pub updated: Option<u64>,
 }
 
-/// A package in a list.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct PackageSummary {
-    /// The namespace.
-    pub namespace: String,
-    /// The name.
-    pub name: String,
-    /// The version.
-    pub version: String,
-    /// Whether other namespaces may use it.
-    pub publish: bool,
-    /// The bound package, when it is a binding.
-    pub binding: Value,
-    /// Its annotations.
-    pub annotations: Vec<KeyValue>,
-    /// Last change, epoch ms.
-    pub updated: Option<u64>,
-}
+/// A package in a list: the same fields, those a list leaves out empty.
+pub type PackageSummary = Package;
 
 /// An action as OpenWhisk returns it (without its code).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -355,27 +338,9 @@ pub struct Action {
     pub updated: Option<u64>,
 }
 
-/// An action in a list.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ActionSummary {
-    /// The namespace and package, such as `guest/wisp`.
-    pub namespace: String,
-    /// The action's own name.
-    pub name: String,
-    /// The version.
-    pub version: String,
-    /// Whether other namespaces may use it.
-    pub publish: bool,
-    /// What runs it (lists carry `binary` only).
-    pub exec: ActionExec,
-    /// Its limits.
-    pub limits: ActionLimits,
-    /// Its annotations.
-    pub annotations: Vec<KeyValue>,
-    /// Last change, epoch ms.
-    pub updated: Option<u64>,
-}
+/// An action in a list: the same fields, those a list leaves out empty
+/// (`parameters`; `exec` carries `binary` only).
+pub type ActionSummary = Action;
 
 /// The `exec` of an action.
 #[derive(Debug, Clone, Default, Deserialize)]
