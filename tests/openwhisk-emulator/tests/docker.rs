@@ -46,9 +46,12 @@ fn build_image() {
     assert!(status.success(), "docker build of {IMAGE} failed");
 }
 
+/// The emulator's containers of this test's image: other tests run
+/// emulators of their own, with other images, at the same time.
 fn labelled_containers() -> usize {
     let out = Command::new("docker")
         .args(["ps", "-aq", "--filter", "label=wisp-openwhisk-emulator"])
+        .args(["--filter", &format!("ancestor={IMAGE}")])
         .output()
         .expect("docker ps");
     String::from_utf8_lossy(&out.stdout).lines().count()
