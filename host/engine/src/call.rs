@@ -9,7 +9,7 @@ use wasmtime::{Caller, Linker, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
-use wisp_abi::OutputTag;
+use wisp_wire::output::GuestOutput;
 
 use crate::log::{CapturedLog, LogPipe};
 use crate::storage::SharedStorage;
@@ -351,7 +351,9 @@ pub(crate) fn run(
                     limit: limits.output_bytes as u64,
                 });
             }
-            json_output(out.bytes)
+            wisp_wire::output::json_result(&out.bytes).map_err(|e| CallError::InvalidOutput {
+                message: e.to_string(),
+            })
         })
     } else {
         run_function(&mut store, module, function, args, limits)
@@ -477,51 +479,12 @@ fn run_function(
                 "the result at {out_ptr:#x} ({out_len} bytes) lies outside the guest's memory"
             ),
         })?;
-    let Some((&tag, body)) = output.split_first() else {
-        return Err(CallError::InvalidOutput {
-            message: "the result is empty".to_owned(),
-        });
-    };
-    match OutputTag::from_byte(tag) {
-        Some(OutputTag::Ok) => json_output(body.to_vec()),
-        Some(OutputTag::Error) => Err(CallError::Function {
-            message: bounded_message(body),
-        }),
-        Some(OutputTag::BadArguments) => Err(CallError::BadArguments {
-            message: bounded_message(body),
-        }),
-        None => Err(CallError::InvalidOutput {
-            message: format!("unknown result tag {tag}"),
-        }),
-    }
-}
-
-/// The most of an error message that is kept.
-const MESSAGE_LIMIT: usize = 64 * 1024;
-
-/// A guest's message as text, cut at [`MESSAGE_LIMIT`] with a marker.
-fn bounded_message(bytes: &[u8]) -> String {
-    if bytes.len() <= MESSAGE_LIMIT {
-        return String::from_utf8_lossy(bytes).into_owned();
-    }
-    let mut text = String::from_utf8_lossy(&bytes[..MESSAGE_LIMIT]).into_owned();
-    text.push_str(&format!(
-        " [message cut off: {} more bytes]",
-        bytes.len() - MESSAGE_LIMIT
-    ));
-    text
-}
-
-fn json_output(bytes: Vec<u8>) -> Result<Vec<u8>, CallError> {
-    let trimmed = bytes.trim_ascii();
-    if trimmed.is_empty() {
-        return Ok(b"null".to_vec());
-    }
-    match serde_json::from_slice::<serde::de::IgnoredAny>(trimmed) {
-        Ok(_) if trimmed.len() == bytes.len() => Ok(bytes),
-        Ok(_) => Ok(trimmed.to_vec()),
+    match wisp_wire::output::decode(output) {
+        Ok(GuestOutput::Result(json)) => Ok(json),
+        Ok(GuestOutput::Error(message)) => Err(CallError::Function { message }),
+        Ok(GuestOutput::BadArguments(message)) => Err(CallError::BadArguments { message }),
         Err(e) => Err(CallError::InvalidOutput {
-            message: format!("the result is not JSON ({e})"),
+            message: e.to_string(),
         }),
     }
 }

@@ -30,7 +30,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -39,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use wisp_engine::{CallEnv, CallError, CallLimits, Engine, Module};
+use wisp_wire::action::{InitRequest, RunRequest};
 
 use crate::protocol::{self, CallStatus, Failure, JobSpec};
 use crate::settings::{STORAGE_SETTINGS_VAR, StorageSettings};
@@ -80,36 +80,7 @@ mod literal {
         "The action did not receive a dictionary or array as an argument.";
 }
 
-/// What a `/run` of a jobs action asks for: the value of the activation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "wisp", rename_all = "snake_case")]
-pub enum JobRequest {
-    /// Run calls `first .. first + count` of a job.
-    Batch(BatchRequest),
-    /// Describe this runtime: what a client checks before it invokes jobs.
-    Metadata,
-}
-
-/// A batch of consecutive calls of one job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BatchRequest {
-    /// The job.
-    pub job: String,
-    /// The index of the first call.
-    pub first: u32,
-    /// How many calls.
-    pub count: u32,
-    /// The calls' arguments, each as its JSON text, when small enough to
-    /// travel in the request. (Text rather than parsed JSON: the request
-    /// passes through OpenWhisk, and text keeps every argument exactly as
-    /// the client encoded it.)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub args: Option<Vec<String>>,
-    /// Otherwise the byte range of the job's arguments object that holds
-    /// these calls' lines.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub args_range: Option<[u64; 2]>,
-}
+pub use wisp_wire::action::{BatchRequest, JobRequest};
 
 /// The answer to a batch: how its calls ended. Their outcomes themselves
 /// are in storage.
@@ -277,31 +248,14 @@ impl ActionServer {
             self.log_line(literal::INIT_TWICE);
             return error(StatusCode::FORBIDDEN, literal::INIT_TWICE);
         }
-        let request: InitBody = match serde_json::from_slice(body) {
+        let request = match wisp_wire::action::parse_init(body) {
             Ok(request) => request,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Error unmarshaling request: {e}"),
-                );
-            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.0),
         };
-        let value = request.value.unwrap_or_default();
-        let env: Vec<(String, String)> = value
-            .env
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, stringify(v)))
-            .collect();
-        let code = value.code.filter(|c| !c.trim().is_empty());
-        let action = match code {
-            Some(code) => {
-                let main = value.main.unwrap_or_else(|| "main".to_owned());
-                self.init_module(&code, value.binary.unwrap_or(false), main, env)
-                    .await
-            }
-            None => match env.iter().find(|(k, _)| k == STORAGE_SETTINGS_VAR) {
-                Some((_, settings)) => self.init_jobs(settings).await,
+        let action = match &request.code {
+            Some(_) => self.init_module(&request).await,
+            None => match request.var(STORAGE_SETTINGS_VAR) {
+                Some(settings) => self.init_jobs(settings).await,
                 None => {
                     self.log_line(&format!(
                         "wisp: this action has neither code (a base64 WebAssembly module) nor \
@@ -324,23 +278,10 @@ impl ActionServer {
         }
     }
 
-    async fn init_module(
-        &self,
-        code: &str,
-        binary: bool,
-        function: String,
-        env: Vec<(String, String)>,
-    ) -> Result<Action, (StatusCode, String)> {
+    async fn init_module(&self, request: &InitRequest) -> Result<Action, (StatusCode, String)> {
         let unusable = |why: String| (StatusCode::BAD_GATEWAY, why);
-        if !binary {
-            return Err(unusable(
-                "wisp runs WebAssembly modules: send the module base64-encoded, as binary code"
-                    .to_owned(),
-            ));
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(code.trim())
-            .map_err(|e| unusable(format!("the code is not valid base64: {e}")))?;
+        let bytes = request.module_bytes().map_err(|e| unusable(e.0))?;
+        let function = request.main.clone();
         let engine = self.engine.clone();
         let module = tokio::task::spawn_blocking(move || engine.load(&bytes))
             .await
@@ -363,7 +304,7 @@ impl ActionServer {
         Ok(Action::Module {
             module,
             function,
-            env,
+            env: request.env.clone(),
         })
     }
 
@@ -407,20 +348,16 @@ impl ActionServer {
                 "the action is not initialized: /init must succeed before /run",
             );
         };
-        let mut request: serde_json::Map<String, Value> = match serde_json::from_slice(body) {
+        let request = match wisp_wire::action::parse_run(body) {
             Ok(request) => request,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Error unmarshaling request: {e}"),
-                );
-            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.0),
         };
-        let value = request
-            .remove("value")
-            .unwrap_or(Value::Object(Default::default()));
-        let deadline = request.get("deadline").and_then(deadline_ms);
-        let left = deadline.map(time_left);
+        let RunRequest {
+            value,
+            deadline_ms,
+            context: activation,
+        } = request;
+        let left = deadline_ms.map(time_left);
         match &*action {
             Action::Module {
                 module,
@@ -432,9 +369,7 @@ impl ActionServer {
                 if let Ok(host) = std::env::var("__OW_API_HOST") {
                     context.push(("__OW_API_HOST".to_owned(), host));
                 }
-                for (key, v) in request {
-                    context.push((format!("__OW_{}", key.to_uppercase()), stringify(v)));
-                }
+                context.extend(activation);
                 // The init environment holds the first activation's context:
                 // this activation's replaces it, variable by variable.
                 let mut vars: Vec<(String, String)> = env
@@ -458,16 +393,9 @@ impl ActionServer {
                     .await
             }
             Action::Jobs { worker, specs } => {
-                let request: JobRequest = match serde_json::from_value(value) {
+                let request = match wisp_wire::action::parse_job_request(value) {
                     Ok(request) => request,
-                    Err(e) => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            &format!(
-                                "this action runs wisp jobs; the value is not a job request: {e}"
-                            ),
-                        );
-                    }
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.0),
                 };
                 match request {
                     JobRequest::Metadata => match serde_json::to_vec(&RuntimeMetadata::current()) {
@@ -771,43 +699,6 @@ fn batch_args(worker: &Worker, spec: &JobSpec, batch: &BatchRequest) -> Result<V
         ));
     }
     Ok(args)
-}
-
-#[derive(Deserialize)]
-struct InitBody {
-    #[serde(default)]
-    value: Option<InitValue>,
-}
-
-#[derive(Default, Deserialize)]
-struct InitValue {
-    #[serde(default)]
-    main: Option<String>,
-    #[serde(default)]
-    binary: Option<bool>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    env: Option<serde_json::Map<String, Value>>,
-}
-
-/// An environment value as OpenWhisk passes them: strings as they are,
-/// null as empty, anything else as compact JSON.
-fn stringify(value: Value) -> String {
-    match value {
-        Value::String(s) => s,
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// The deadline in epoch milliseconds, sent as a string or a number.
-fn deadline_ms(value: &Value) -> Option<u64> {
-    match value {
-        Value::String(s) => s.trim().parse().ok(),
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
-        _ => None,
-    }
 }
 
 fn time_left(deadline_ms: u64) -> Duration {
