@@ -91,6 +91,7 @@ impl WorkerNoop {
         let input = CallInput {
             index,
             args: Bytes::from_static(b"null"),
+            attempt: 1,
         };
         let status = self
             .worker

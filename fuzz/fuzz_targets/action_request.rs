@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use wisp_wire::action::{
-    JobRequest, MAX_BATCH_CALLS, check_job_id, parse_init, parse_job_request, parse_run,
+    JobRequest, MAX_ATTEMPTS, MAX_BATCH_CALLS, check_job_id, parse_init, parse_job_request, parse_run,
 };
 
 fuzz_target!(|body: &[u8]| {
@@ -29,6 +29,7 @@ fuzz_target!(|body: &[u8]| {
         assert!(check_job_id(&batch.job).is_ok());
         assert!((1..=MAX_BATCH_CALLS).contains(&batch.count));
         assert!(batch.first.checked_add(batch.count).is_some());
+        assert!((1..=MAX_ATTEMPTS).contains(&batch.attempt));
         match (&batch.args, batch.args_range) {
             (Some(args), None) => assert_eq!(args.len(), batch.count as usize),
             (None, Some([start, end])) => assert!(start < end),

@@ -379,3 +379,90 @@ async fn a_container_killed_mid_batch_loses_no_call_and_counts_none_twice() {
     exec.close().await.expect("close");
     emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_retries_a_container_killed_mid_batch_costs_no_call() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(&emulator, dir.path());
+    config.openwhisk.calls_per_activation = Some(10);
+    let exec = FunctionExecutor::builder()
+        .config(config)
+        .retries(2)
+        .build()
+        .await
+        .expect("executor starts");
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let futures = exec
+        .map(&f, "sleep_ms", [300u64; 10])
+        .await
+        .expect("submitted");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let pids = loop {
+        let pids = action_pids(&emulator);
+        if !pids.is_empty() && futures.iter().any(|f| f.status().is_some()) {
+            break pids;
+        }
+        assert!(std::time::Instant::now() < deadline, "no call finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for pid in pids {
+        // The process is this test's own: its emulator started it.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let killed = std::time::Instant::now();
+    let results: Vec<u64> =
+        tokio::time::timeout(Duration::from_secs(90), exec.get_results(&futures))
+            .await
+            .expect("every call ends")
+            .expect("every call succeeds, the killed ones on their second run");
+    let recovered = killed.elapsed();
+    assert_eq!(results.len(), 10);
+    let attempts: Vec<u32> = futures.iter().map(|f| f.attempts()).collect();
+    assert!(attempts.iter().all(|&a| a == 1 || a == 2), "{attempts:?}");
+    assert!(
+        attempts.contains(&2),
+        "no call needed a second run: {attempts:?}"
+    );
+    assert!(
+        attempts.contains(&1),
+        "no call finished before the kill: {attempts:?}"
+    );
+    assert_eq!(exec.completed_calls(), 10, "no call counted twice");
+    eprintln!(
+        "killed container: all 10 calls done {recovered:?} after the kill, attempts {attempts:?}"
+    );
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bursts_of_429_and_503_slow_a_job_down_and_lose_nothing() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(&emulator, dir.path());
+    config.openwhisk.calls_per_activation = Some(5);
+    let exec = executor(config).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    // Deploy the runtime first, so that the bursts land on the invokes.
+    let warm = exec.call_async(&f, "add", [1, 2]).await.expect("submit");
+    assert_eq!(exec.get_result::<i64>(&warm).await.expect("warm"), 3);
+    emulator.inject(wisp_openwhisk_emulator::Fault::Throttled { count: 4 });
+    emulator.inject(wisp_openwhisk_emulator::Fault::Unavailable { count: 3 });
+    let futures = exec
+        .map(&f, "add", (0..40).map(|i| [i, 1]))
+        .await
+        .expect("submitted");
+    let results: Vec<i64> =
+        tokio::time::timeout(Duration::from_secs(120), exec.get_results(&futures))
+            .await
+            .expect("every call ends")
+            .expect("every call succeeds");
+    assert_eq!(results, (1..=40).collect::<Vec<i64>>());
+    assert!(futures.iter().all(|f| f.attempts() == 1));
+    assert_eq!(exec.completed_calls(), 41, "no call counted twice");
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}

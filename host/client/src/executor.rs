@@ -18,7 +18,7 @@ use wisp_storage::Storage;
 use crate::config::{BackendKind, Config, StorageKind};
 use crate::localhost::{JobRun, LocalhostBackend};
 use crate::openwhisk::backend::OpenWhiskBackend;
-use crate::tracker::JobTracker;
+use crate::tracker::{JobTracker, RetryPolicy};
 use crate::{CallFailure, Error, Result};
 
 /// A module ready to be called: built, read and checked.
@@ -124,6 +124,14 @@ impl CallFuture {
         self.job.status(self.index).map(|s| s.timings)
     }
 
+    /// How many times the call has run so far, or ran in all once it is
+    /// done: more than 1 when it was retried.
+    pub fn attempts(&self) -> u32 {
+        self.job
+            .status(self.index)
+            .map_or_else(|| self.job.attempt(self.index), |s| s.attempt)
+    }
+
     /// The full record of the call, once it is done.
     pub fn status(&self) -> Option<Arc<CallStatus>> {
         self.job.status(self.index).cloned()
@@ -200,6 +208,7 @@ pub struct ExecutorBuilder {
     keep_job_data: Option<bool>,
     storage: Option<StorageKind>,
     backend: Option<BackendKind>,
+    retry: RetryPolicy,
 }
 
 impl ExecutorBuilder {
@@ -251,6 +260,23 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Runs a failed call again, up to `retries` more times, when the
+    /// infrastructure failed it (its activation was lost, its worker could
+    /// not load the module or reach storage). Default: 0, every failure
+    /// is final. A call's [`CallFuture::attempts`] says how many runs it
+    /// took.
+    pub fn retries(&mut self, retries: u32) -> &mut Self {
+        self.retry.retries = retries.min(MAX_RETRIES);
+        self
+    }
+
+    /// With [`retries`](Self::retries), also runs again a call that failed
+    /// by itself: an error it returned, a panic, a time or memory limit.
+    pub fn retry_function_errors(&mut self, retry: bool) -> &mut Self {
+        self.retry.function_errors = retry;
+        self
+    }
+
     /// Starts the executor. Must be called inside a tokio runtime.
     ///
     /// # Errors
@@ -284,9 +310,12 @@ impl ExecutorBuilder {
             config.backend = backend;
         }
         config.check()?;
-        FunctionExecutor::start(config).await
+        FunctionExecutor::start(config, self.retry).await
     }
 }
+
+/// The most retries a call may be given: each is a full run of the call.
+pub const MAX_RETRIES: u32 = wisp_runtime::action::MAX_ATTEMPTS - 1;
 
 /// Runs functions: once with [`call_async`](Self::call_async), over many
 /// inputs with [`map`](Self::map), and folds results with
@@ -316,6 +345,7 @@ pub struct FunctionExecutor {
     runs: Mutex<Vec<Arc<JobRun>>>,
     uploaded: Mutex<HashSet<Digest>>,
     progress: Arc<watch::Sender<u64>>,
+    retry: RetryPolicy,
     closed: bool,
 }
 
@@ -342,10 +372,11 @@ impl FunctionExecutor {
             keep_job_data: None,
             storage: None,
             backend: None,
+            retry: RetryPolicy::default(),
         }
     }
 
-    async fn start(config: Config) -> Result<Self> {
+    async fn start(config: Config, retry: RetryPolicy) -> Result<Self> {
         let storage = crate::storage::open(&config).await?;
         let bucket = config.bucket();
         let engine = Arc::new(Engine::new(EngineConfig {
@@ -387,6 +418,7 @@ impl FunctionExecutor {
             runs: Mutex::new(Vec::new()),
             uploaded: Mutex::new(HashSet::new()),
             progress: Arc::new(watch::Sender::new(0)),
+            retry,
             closed: false,
         })
     }
@@ -639,7 +671,7 @@ impl FunctionExecutor {
             .unwrap_or_else(PoisonError::into_inner)
             .push(spec.job_id.clone());
         tracing::debug!(job = %spec.job_id, function, calls, "submitting job");
-        let tracker = Arc::new(JobTracker::new(spec, self.progress.clone()));
+        let tracker = Arc::new(JobTracker::new(spec, self.retry, self.progress.clone()));
         let run = Arc::new(JobRun {
             tracker: tracker.clone(),
             args,
@@ -939,6 +971,7 @@ impl CallFailure {
             function: future.function().to_owned(),
             failure,
             log: status.log.clone(),
+            attempts: status.attempt,
         })
     }
 }

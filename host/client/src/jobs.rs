@@ -231,9 +231,11 @@ async fn read(
         .await?;
     let mut statuses: BTreeMap<String, CallStatus> = BTreeMap::new();
     for status in objects.into_iter().flatten() {
-        // A call reported twice counts once; a success wins over a failure.
+        // A call reported twice counts once: a success wins over a
+        // failure, and a later attempt's failure over an earlier one's.
         match statuses.get(&status.call_id) {
-            Some(seen) if seen.succeeded() || !status.succeeded() => {}
+            Some(seen)
+                if seen.succeeded() || (!status.succeeded() && seen.attempt >= status.attempt) => {}
             _ => {
                 statuses.insert(status.call_id.clone(), status);
             }

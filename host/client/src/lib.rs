@@ -39,9 +39,10 @@ use std::time::Duration;
 
 pub use config::Config;
 pub use executor::{
-    CallFuture, CallState, ExecutorBuilder, Function, FunctionExecutor, MapReduce, WaitFor,
-    WaitOutcome,
+    CallFuture, CallState, ExecutorBuilder, Function, FunctionExecutor, MAX_RETRIES, MapReduce,
+    WaitFor, WaitOutcome,
 };
+pub use tracker::RetryPolicy;
 pub use wisp_engine::{CallError, Manifest};
 pub use wisp_runtime::{CallStatus, Failure, Timings};
 
@@ -58,15 +59,21 @@ pub struct CallFailure {
     pub failure: Failure,
     /// What it printed before it failed.
     pub log: String,
+    /// How many times it ran: more than 1 when it was retried.
+    pub attempts: u32,
 }
 
 impl std::fmt::Display for CallFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "call {} of job {} ({}) failed: {}",
-            self.call_id, self.job_id, self.function, self.failure
-        )
+            "call {} of job {} ({}) failed",
+            self.call_id, self.job_id, self.function
+        )?;
+        if self.attempts > 1 {
+            write!(f, " {} times", self.attempts)?;
+        }
+        write!(f, ": {}", self.failure)
     }
 }
 

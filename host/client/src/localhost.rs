@@ -30,10 +30,13 @@ pub(crate) struct JobRun {
 struct Task {
     job: Arc<JobRun>,
     index: u32,
+    attempt: u32,
 }
 
 pub(crate) struct LocalhostBackend {
-    sender: Option<Sender<Task>>,
+    /// The only strong handle on the queue's sender: the threads stop
+    /// once it is dropped and the queue is drained.
+    sender: Option<Arc<Sender<Task>>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -50,7 +53,7 @@ impl LocalhostBackend {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            sender: Some(sender),
+            sender: Some(Arc::new(sender)),
             threads,
         })
     }
@@ -65,12 +68,30 @@ impl LocalhostBackend {
 
     pub(crate) fn submit(&self, job: Arc<JobRun>) {
         let Some(sender) = &self.sender else { return };
+        // A retried call joins the back of the queue. The hook holds the
+        // queue and the job weakly: the job holds the tracker that holds
+        // the hook, and a closed backend must not be kept open by it.
+        let queue = Arc::downgrade(sender);
+        let weak = Arc::downgrade(&job);
+        job.tracker.on_retry(Box::new(move |index, attempt| {
+            let (Some(queue), Some(job)) = (queue.upgrade(), weak.upgrade()) else {
+                return false;
+            };
+            queue
+                .send(Task {
+                    job,
+                    index,
+                    attempt,
+                })
+                .is_ok()
+        }));
         for index in 0..job.tracker.spec.calls {
             // The receivers live as long as the threads, which outlive the
             // sender, so this cannot fail while the backend is open.
             let _ = sender.send(Task {
                 job: job.clone(),
                 index,
+                attempt: 1,
             });
         }
     }
@@ -114,7 +135,11 @@ fn serve(worker: &Worker, tasks: &Receiver<Task>) {
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        let Task { job, index } = task;
+        let Task {
+            job,
+            index,
+            attempt,
+        } = task;
         if job.cancelled.load(Ordering::Relaxed) {
             continue;
         }
@@ -125,12 +150,14 @@ fn serve(worker: &Worker, tasks: &Receiver<Task>) {
                 let input = CallInput {
                     index,
                     args: job.args[index as usize].clone(),
+                    attempt,
                 };
                 worker.execute(&tracker.spec, &module, &input)
             }
             Err(e) => worker.fail_call(
                 &tracker.spec,
                 index,
+                attempt,
                 Failure::Module {
                     message: e.to_string(),
                 },

@@ -80,7 +80,7 @@ mod literal {
         "The action did not receive a dictionary or array as an argument.";
 }
 
-pub use wisp_wire::action::{BatchRequest, JobRequest};
+pub use wisp_wire::action::{BatchRequest, JobRequest, MAX_ATTEMPTS};
 
 /// The answer to a batch: how its calls ended. Their outcomes themselves
 /// are in storage.
@@ -615,6 +615,7 @@ fn run_batch(
             (_, Some(left)) if left <= DEADLINE_MARGIN => worker.fail_call(
                 spec,
                 index,
+                batch.attempt,
                 Failure::Lost {
                     message: "the activation reached its deadline before this call started; \
                               raise the runtime timeout or use smaller batches"
@@ -624,12 +625,17 @@ fn run_batch(
             (Ok(module), left) => worker.execute_within(
                 spec,
                 module,
-                &CallInput { index, args },
+                &CallInput {
+                    index,
+                    args,
+                    attempt: batch.attempt,
+                },
                 left.map(|l| l - DEADLINE_MARGIN),
             ),
             (Err(e), _) => worker.fail_call(
                 spec,
                 index,
+                batch.attempt,
                 Failure::Module {
                     message: e.to_string(),
                 },

@@ -83,8 +83,12 @@ pub fn parse_statuses(object: &[u8]) -> Result<Vec<CallStatus>, serde_json::Erro
 }
 
 /// The key of a call's result, when it is not inline.
-pub fn output_key(job_id: &str, call_id: &str) -> String {
-    format!("{ROOT}/jobs/{job_id}/output/{call_id}.json")
+pub fn output_key(job_id: &str, call_id: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        format!("{ROOT}/jobs/{job_id}/output/{call_id}.json")
+    } else {
+        format!("{ROOT}/jobs/{job_id}/output/{call_id}-attempt{attempt}.json")
+    }
 }
 
 /// The id of the call at `index`: zero-padded so that ids sort as numbers.
@@ -214,6 +218,18 @@ pub struct CallStatus {
     pub timings: Timings,
     /// Which worker ran it.
     pub worker: String,
+    /// Which attempt at the call this was: 1 for the first run, more when
+    /// the client retried it.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first_attempt(attempt: &u32) -> bool {
+    *attempt == 1
 }
 
 impl CallStatus {
@@ -236,7 +252,8 @@ mod tests {
             "wisp/jobs/j1/status/00007-ab.jsonl"
         );
         assert!(status_key("j1", "00007", "ab").starts_with(&status_prefix("j1")));
-        assert!(output_key("j1", "00007").starts_with(&job_prefix("j1")));
+        assert!(output_key("j1", "00007", 1).starts_with(&job_prefix("j1")));
+        assert_ne!(output_key("j1", "00007", 1), output_key("j1", "00007", 2));
         assert!(args_key("j1").starts_with(&job_prefix("j1")));
         assert!(job_prefix("j1").starts_with(&jobs_prefix()));
     }

@@ -19,6 +19,8 @@ pub struct CallInput {
     pub index: u32,
     /// The arguments, JSON.
     pub args: Bytes,
+    /// Which attempt at the call this is, from 1.
+    pub attempt: u32,
 }
 
 /// Why a worker could not run a job at all.
@@ -189,6 +191,7 @@ impl Worker {
             log: outcome.log.to_text(),
             timings,
             worker: self.name.clone(),
+            attempt: call.attempt,
         };
         match outcome.result {
             Ok(output) => self.store_output(status, output),
@@ -198,7 +201,13 @@ impl Worker {
 
     /// The status of a call that could not run at all, for example because
     /// its module did not load; [`record`](Self::record) it like any other.
-    pub fn fail_call(&self, job: &JobSpec, index: u32, failure: Failure) -> CallStatus {
+    pub fn fail_call(
+        &self,
+        job: &JobSpec,
+        index: u32,
+        attempt: u32,
+        failure: Failure,
+    ) -> CallStatus {
         let now = now_us();
         let status = CallStatus {
             job_id: job.job_id.clone(),
@@ -217,6 +226,7 @@ impl Worker {
                 done_us: 0,
             },
             worker: self.name.clone(),
+            attempt,
         };
         status.failed(failure)
     }
@@ -234,7 +244,7 @@ impl Worker {
                 }
             }
         } else {
-            let key = protocol::output_key(&status.job_id, &status.call_id);
+            let key = protocol::output_key(&status.job_id, &status.call_id, status.attempt);
             let output = Bytes::from(output);
             let put = retrying("storing a result", || {
                 self.storage.put(&self.bucket, &key, output.clone())

@@ -176,11 +176,27 @@ pub struct BatchRequest {
     /// these calls' lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_range: Option<[u64; 2]>,
+    /// Which attempt at these calls this is: 1 unless the client retries
+    /// them.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u32,
+}
+
+/// The most attempts at one call a batch may claim.
+pub const MAX_ATTEMPTS: u32 = 100;
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first_attempt(attempt: &u32) -> bool {
+    *attempt == 1
 }
 
 /// Reads a jobs action's activation value, and checks that a batch is one
 /// a client could have sent: a job id that names a job and nothing else,
-/// between 1 and [`MAX_BATCH_CALLS`] calls that end within `u32`, and
+/// between 1 and [`MAX_BATCH_CALLS`] calls that end within `u32`, an
+/// attempt between 1 and [`MAX_ATTEMPTS`], and
 /// either one argument per call or a forward byte range.
 ///
 /// # Errors
@@ -200,6 +216,12 @@ pub fn parse_job_request(value: Value) -> Result<JobRequest, RequestError> {
 
 fn check_batch(batch: &BatchRequest) -> Result<(), RequestError> {
     check_job_id(&batch.job)?;
+    if !(1..=MAX_ATTEMPTS).contains(&batch.attempt) {
+        return Err(bad(format!(
+            "attempts are numbered 1 to {MAX_ATTEMPTS}, not {}",
+            batch.attempt
+        )));
+    }
     if batch.count == 0 || batch.count > MAX_BATCH_CALLS {
         return Err(bad(format!(
             "a batch runs 1 to {MAX_BATCH_CALLS} calls, not {}",
@@ -387,6 +409,10 @@ mod tests {
             (
                 json!({"wisp":"batch","job":"j","first":0,"count":1,"args":["1"],"args_range":[0,1]}),
                 "send one",
+            ),
+            (
+                json!({"wisp":"batch","job":"j","first":0,"count":1,"args":["1"],"attempt":0}),
+                "attempts are numbered",
             ),
             (json!({"wisp":"dance"}), "not a job request"),
             (json!([1, 2]), "not a job request"),

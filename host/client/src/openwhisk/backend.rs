@@ -92,14 +92,31 @@ impl OpenWhiskBackend {
         let per = self
             .calls_per_activation
             .unwrap_or_else(|| calls.div_ceil(TARGET_ACTIVATIONS).clamp(1, MAX_BATCH));
+        // Calls the tracker runs again wait here for the driver's next round.
+        let retries: Arc<Mutex<Vec<(u32, u32)>>> = Arc::default();
+        let queue = retries.clone();
+        run.tracker.on_retry(Box::new(move |index, attempt| {
+            queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((index, attempt));
+            true
+        }));
+        let mut offsets = Vec::with_capacity(run.args.len() + 1);
+        offsets.push(0u64);
+        for arg in &run.args {
+            offsets.push(offsets[offsets.len() - 1] + arg.len() as u64 + 1);
+        }
         let driver = Driver {
             client: self.client.clone(),
             storage: self.storage.clone(),
             bucket: self.bucket.clone(),
             action,
             run,
+            offsets,
             per,
             timeout: self.timeout,
+            retries,
         };
         let handle = tokio::spawn(driver.drive());
         self.drivers
@@ -125,6 +142,7 @@ impl OpenWhiskBackend {
 struct Batch {
     first: u32,
     count: u32,
+    attempt: u32,
     activation: Option<String>,
     invoked: Instant,
     /// The activation's record, once it has ended.
@@ -137,8 +155,13 @@ struct Driver {
     bucket: String,
     action: String,
     run: Arc<JobRun>,
+    /// Where each call's line starts in the job's arguments object, and
+    /// where the last ends.
+    offsets: Vec<u64>,
     per: u32,
     timeout: Duration,
+    /// Calls to run again, with their attempt.
+    retries: Arc<Mutex<Vec<(u32, u32)>>>,
 }
 
 impl Driver {
@@ -152,35 +175,55 @@ impl Driver {
     }
 
     async fn invoke_all(&self) -> Vec<Batch> {
-        let spec = &self.run.tracker.spec;
-        let mut requests = Vec::new();
-        let mut offset = 0u64;
-        for first in (0..spec.calls).step_by(self.per as usize) {
-            let count = self.per.min(spec.calls - first);
-            let args = &self.run.args[first as usize..(first + count) as usize];
-            let size: usize = args.iter().map(|a| a.len() + 1).sum();
-            let inline = (size <= INLINE_ARGS).then(|| {
-                args.iter()
-                    .filter_map(|a| std::str::from_utf8(a).ok().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            });
-            requests.push(BatchRequest {
-                job: spec.job_id.clone(),
+        let calls = self.run.tracker.spec.calls;
+        let requests: Vec<BatchRequest> = (0..calls)
+            .step_by(self.per as usize)
+            .map(|first| self.request(first, self.per.min(calls - first), 1))
+            .collect();
+        tracing::debug!(job = %self.job(), activations = requests.len(), per = self.per, "invoking");
+        self.invoke(requests).await
+    }
+
+    /// The request for calls `first .. first + count`: their arguments
+    /// inline when small, else their byte range of the arguments object.
+    fn request(&self, first: u32, count: u32, attempt: u32) -> BatchRequest {
+        let (start, end) = (first as usize, (first + count) as usize);
+        let range = [self.offsets[start], self.offsets[end]];
+        let args = &self.run.args[start..end];
+        let inline = (range[1] - range[0] <= INLINE_ARGS as u64).then(|| {
+            args.iter()
+                .filter_map(|a| std::str::from_utf8(a).ok().map(str::to_owned))
+                .collect::<Vec<_>>()
+        });
+        match inline.filter(|a| a.len() == count as usize) {
+            Some(args) => BatchRequest {
+                job: self.job().to_owned(),
                 first,
                 count,
-                args: inline.filter(|a| a.len() == count as usize),
-                args_range: Some([offset, offset + size as u64]),
-            });
-            offset += size as u64;
+                args: Some(args),
+                args_range: None,
+                attempt,
+            },
+            None => BatchRequest {
+                job: self.job().to_owned(),
+                first,
+                count,
+                args: None,
+                args_range: Some(range),
+                attempt,
+            },
         }
-        tracing::debug!(job = %self.job(), activations = requests.len(), per = self.per, "invoking");
+    }
+
+    /// Invokes one activation per request, a few at a time.
+    async fn invoke(&self, requests: Vec<BatchRequest>) -> Vec<Batch> {
         futures::stream::iter(requests)
             .map(|request| async move {
                 let invoked = Instant::now();
                 if self.run.cancelled.load(Ordering::Relaxed) {
                     return None;
                 }
-                let (first, count) = (request.first, request.count);
+                let (first, count, attempt) = (request.first, request.count, request.attempt);
                 let request = JobRequest::Batch(request);
                 let activation = match self.client.invoke(PACKAGE, &self.action, &request).await {
                     Ok(id) => {
@@ -192,6 +235,7 @@ impl Driver {
                     Err(e) => {
                         self.fail(
                             first..first + count,
+                            attempt,
                             &format!("the activation for this call could not be invoked: {e}"),
                         );
                         None
@@ -200,6 +244,7 @@ impl Driver {
                 Some(Batch {
                     first,
                     count,
+                    attempt,
                     activation,
                     invoked,
                     ended: None,
@@ -209,6 +254,38 @@ impl Driver {
             .filter_map(|b| async move { b })
             .collect()
             .await
+    }
+
+    /// Invokes the calls the tracker gave back to run again: consecutive
+    /// calls of one attempt share an activation.
+    async fn invoke_retries(&self) -> Vec<Batch> {
+        let mut calls =
+            std::mem::take(&mut *self.retries.lock().unwrap_or_else(PoisonError::into_inner));
+        if calls.is_empty() {
+            return Vec::new();
+        }
+        calls.sort_unstable_by_key(|&(index, attempt)| (attempt, index));
+        let mut requests: Vec<BatchRequest> = Vec::new();
+        let mut run: Option<(u32, u32, u32)> = None;
+        for (index, attempt) in calls {
+            run = match run {
+                Some((first, count, a))
+                    if a == attempt && first + count == index && count < self.per =>
+                {
+                    Some((first, count + 1, a))
+                }
+                Some((first, count, a)) => {
+                    requests.push(self.request(first, count, a));
+                    Some((index, 1, attempt))
+                }
+                None => Some((index, 1, attempt)),
+            };
+        }
+        if let Some((first, count, attempt)) = run {
+            requests.push(self.request(first, count, attempt));
+        }
+        tracing::debug!(job = %self.job(), activations = requests.len(), "invoking retries");
+        self.invoke(requests).await
     }
 
     /// Reads outcomes until every call has one, looking after activations
@@ -242,6 +319,7 @@ impl Driver {
                 return;
             }
             batches.retain(|b| (b.first..b.first + b.count).any(|i| tracker.status(i).is_none()));
+            batches.extend(self.invoke_retries().await);
             round += 1;
             if round.is_multiple_of(4) {
                 self.look_at_activations(&mut batches).await;
@@ -349,14 +427,16 @@ impl Driver {
                 error
             )
         };
-        self.fail(batch.first..batch.first + batch.count, &why);
+        self.fail(batch.first..batch.first + batch.count, batch.attempt, &why);
     }
 
-    fn fail(&self, calls: std::ops::Range<u32>, message: &str) {
+    /// Fails the calls of an attempt that have no outcome yet; calls that
+    /// moved on to a later attempt are left to it.
+    fn fail(&self, calls: std::ops::Range<u32>, attempt: u32, message: &str) {
         let tracker = &self.run.tracker;
         let spec = &tracker.spec;
         for index in calls {
-            if tracker.status(index).is_some() {
+            if tracker.status(index).is_some() || tracker.attempt(index) != attempt {
                 continue;
             }
             let now = wisp_runtime::now_us();
@@ -379,6 +459,7 @@ impl Driver {
                     done_us: now,
                 },
                 worker: "openwhisk".to_owned(),
+                attempt,
             };
             tracker.complete(index, status);
         }

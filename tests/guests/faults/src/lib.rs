@@ -408,3 +408,20 @@ fn action_fault(request: Value) -> Value {
         _ => request,
     }
 }
+
+/// Fails its first `times` runs and succeeds after, counting its runs as
+/// objects under `key/` in the job's bucket: a call that needs retries.
+/// Returns the run that succeeded, from 1.
+#[wisp_guest::function]
+fn fail_first(key: String, times: u32) -> wisp_guest::Result<u32> {
+    use wisp_guest::storage;
+    let runs = storage::list(&format!("{key}/"))?.len() as u32;
+    storage::put(&format!("{key}/{runs}"), b"ran")?;
+    if runs < times {
+        return Err(wisp_guest::Error::msg(format!(
+            "run {} fails on purpose",
+            runs + 1
+        )));
+    }
+    Ok(runs + 1)
+}

@@ -136,6 +136,12 @@ impl LogsCommand {
                 },
                 None => ("no outcome yet".to_owned(), ""),
             };
+            let state = match job.statuses.get(&call) {
+                Some(status) if status.attempt > 1 => {
+                    format!("{state} (attempt {})", status.attempt)
+                }
+                _ => state,
+            };
             let mut text = format!("--- call {call}: {state} ---\n{log}");
             if !log.is_empty() && !log.ends_with('\n') {
                 text.push('\n');

@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run a function once or over many inputs and print the results as
     /// JSON lines.
-    Submit(submit::Submit),
+    Submit(Box<submit::Submit>),
     /// Put, get, list and delete objects in the configured storage.
     Storage(storage::StorageCommand),
     /// Build, deploy, update, delete and list runtime images (OpenWhisk).
