@@ -2,7 +2,9 @@
 //!
 //! A job stays in its bucket after its executor closes when the executor
 //! keeps its data (`wisp submit --keep`, `data_cleaner: false`) or when the
-//! run was cut short. Everything here reads the layout described in
+//! run was cut short. A client interrupted before its job finished (Ctrl-C)
+//! writes `interrupted.json` into the job's prefix (see [`Interruption`]),
+//! and the job lists as [`JobState::Interrupted`]. Everything here reads the layout described in
 //! [`wisp_runtime::protocol`]: a listing of the `wisp/jobs/` prefix names
 //! every job and every status object at once, so listing all jobs costs one
 //! listing plus one read per spec and per status object.
@@ -10,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
 use wisp_runtime::protocol::{self, CallStatus, JobSpec};
 use wisp_storage::Storage;
 
@@ -63,6 +66,25 @@ pub enum JobsError {
     },
 }
 
+/// What a client records when it is interrupted before its job finished:
+/// the object [`interrupted_key`] of the job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interruption {
+    /// The signal, such as `SIGINT`.
+    pub signal: String,
+    /// When, in microseconds since the Unix epoch.
+    pub at_us: u64,
+    /// The calls with an outcome at that moment.
+    pub completed: u64,
+    /// The job's calls.
+    pub calls: u64,
+}
+
+/// The object that marks a job as interrupted.
+pub fn interrupted_key(job_id: &str) -> String {
+    format!("{}interrupted.json", protocol::job_prefix(job_id))
+}
+
 /// A job and the outcomes recorded for its calls.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -73,14 +95,18 @@ pub struct Job {
     pub spec: Option<JobSpec>,
     /// The recorded outcomes by call id, each call once.
     pub statuses: BTreeMap<String, CallStatus>,
+    /// Set when the client was interrupted before the job finished.
+    pub interrupted: Option<Interruption>,
 }
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
-    /// Some calls have no outcome yet (or never will: the run was
-    /// interrupted).
+    /// Some calls have no outcome yet.
     Running,
+    /// The client was interrupted (Ctrl-C) before every call succeeded:
+    /// the calls without an outcome will never get one.
+    Interrupted,
     /// Every call succeeded.
     Done,
     /// Every call has an outcome and some failed.
@@ -91,6 +117,7 @@ impl std::fmt::Display for JobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Running => "running",
+            Self::Interrupted => "interrupted",
             Self::Done => "done",
             Self::Failed => "failed",
         })
@@ -124,7 +151,9 @@ impl Job {
 
     /// Where the job stands.
     pub fn state(&self) -> JobState {
-        if self.pending() > 0 {
+        if self.interrupted.is_some() && self.succeeded() < self.total() {
+            JobState::Interrupted
+        } else if self.pending() > 0 {
             JobState::Running
         } else if self.failed() > 0 {
             JobState::Failed
@@ -172,6 +201,7 @@ impl Job {
 #[derive(Default)]
 struct JobObjects {
     spec: Option<String>,
+    interrupted: Option<String>,
     statuses: Vec<String>,
 }
 
@@ -192,6 +222,8 @@ fn group(keys: impl IntoIterator<Item = String>) -> BTreeMap<String, JobObjects>
         let objects = jobs.entry(job_id.to_owned()).or_default();
         if inside == "job.json" {
             objects.spec = Some(key);
+        } else if inside == "interrupted.json" {
+            objects.interrupted = Some(key);
         } else if inside.starts_with("status/") && inside.ends_with(".jsonl") {
             objects.statuses.push(key);
         }
@@ -215,6 +247,13 @@ async fn read(
                     message: e.to_string(),
                 })?,
             )
+        }
+        None => None,
+    };
+    let interrupted = match &objects.interrupted {
+        // The marker's presence is what counts; its details are a bonus.
+        Some(key) => {
+            Some(serde_json::from_slice(&storage.get(bucket, key).await?).unwrap_or_default())
         }
         None => None,
     };
@@ -243,6 +282,7 @@ async fn read(
         job_id,
         spec,
         statuses,
+        interrupted,
     })
 }
 
@@ -321,6 +361,7 @@ mod tests {
             "wisp/jobs/a-1/status/00004-y.jsonl",
             "wisp/jobs/a-1/output/00001.json",
             "wisp/jobs/b-2/status/00000-z.jsonl",
+            "wisp/jobs/b-2/interrupted.json",
             "wisp/jobs/stray",
         ];
         let jobs = group(keys.iter().map(|k| (*k).to_owned()));
@@ -328,6 +369,11 @@ mod tests {
         assert_eq!(jobs["a-1"].spec.as_deref(), Some("wisp/jobs/a-1/job.json"));
         assert_eq!(jobs["a-1"].statuses.len(), 2);
         assert!(jobs["b-2"].spec.is_none());
+        assert!(jobs["a-1"].interrupted.is_none());
+        assert_eq!(
+            jobs["b-2"].interrupted.as_deref(),
+            Some("wisp/jobs/b-2/interrupted.json")
+        );
     }
 
     #[test]
