@@ -630,6 +630,17 @@ impl FunctionExecutor {
                 Bytes::from(spec_json),
             )
             .await?;
+        // Who submitted the job, so that `wisp jobs` can tell a job whose
+        // client is gone from one that is still running.
+        let client = serde_json::to_vec(&crate::jobs::ClientInfo::this_process())
+            .map_err(|e| Error::Unsupported(e.to_string()))?;
+        self.storage
+            .put(
+                bucket,
+                &crate::jobs::client_key(&spec.job_id),
+                Bytes::from(client),
+            )
+            .await?;
         let mut lines = Vec::with_capacity(args.iter().map(|a| a.len() + 1).sum());
         for arg in &args {
             lines.extend_from_slice(arg);

@@ -150,6 +150,16 @@ fn jobs_counts_calls_without_an_outcome_as_pending() {
         .join("status");
     assert!(status.is_dir(), "statuses at {}", status.display());
     std::fs::remove_dir_all(&status).expect("remove statuses");
+    // Its client, the `wisp submit` above, is gone: the job will never
+    // finish.
+    let gone = stdout(&setup.wisp(&["jobs"], &[]));
+    assert_eq!(
+        row(&gone, &job)[2..7],
+        ["interrupted", "3", "0", "0", "3"],
+        "{gone}"
+    );
+    // Without the record of its client, nothing says it stopped.
+    std::fs::remove_file(status.with_file_name("client.json")).expect("remove client.json");
     let running = stdout(&setup.wisp(&["jobs"], &[]));
     assert_eq!(
         row(&running, &job)[2..7],
@@ -491,16 +501,14 @@ fn a_broken_config_file_names_the_file_line_and_key() {
     );
 }
 
-/// Ctrl-C during a map: the CLI exits with 130, the job stays in storage
-/// marked interrupted, and `wisp clean` removes it.
-#[test]
-fn ctrl_c_keeps_the_job_listable_as_interrupted_and_cleanable() {
+/// `wisp submit` of 16 calls of 1.5 s on 2 workers (12 s uninterrupted),
+/// spawned; returns once the first result is out, so the job is in storage
+/// and under way, with the child and a thread that collects its stderr.
+fn spawn_slow_map(setup: &Setup) -> (std::process::Child, std::thread::JoinHandle<String>) {
     use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    // 16 calls of 1.5 s on 2 workers: 12 s uninterrupted.
-    let setup = Setup::new("localhost:\n  workers: 2\n");
     let inputs = format!("[{}]", vec!["1500"; 16].join(","));
     let mut child = setup
         .command(
@@ -533,28 +541,41 @@ fn ctrl_c_keeps_the_job_listable_as_interrupted_and_cleanable() {
         let _ = stderr_pipe.read_to_string(&mut text);
         text
     });
-    // The first result means the job is in storage and under way (the
-    // build of the guest may come first).
+    // The build of the guest may come first.
     let first = results
         .recv_timeout(Duration::from_secs(300))
         .expect("a first result");
     assert_eq!(first, "1500");
-    let interrupted_at = Instant::now();
+    (child, errors)
+}
+
+/// Waits up to 30 s for `child` to exit.
+fn exit_of(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "wisp did not exit after the signal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Ctrl-C during a map: the CLI exits with 130, the job stays in storage
+/// marked interrupted, and `wisp clean` removes it.
+#[test]
+fn ctrl_c_keeps_the_job_listable_as_interrupted_and_cleanable() {
+    let setup = Setup::new("localhost:\n  workers: 2\n");
+    let (mut child, errors) = spawn_slow_map(&setup);
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(kill.success());
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            interrupted_at.elapsed() < Duration::from_secs(30),
-            "wisp did not exit after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_of(&mut child);
     let err = errors.join().expect("stderr read");
     assert_eq!(status.code(), Some(130), "{err}");
     let job = err
@@ -603,4 +624,38 @@ fn ctrl_c_keeps_the_job_listable_as_interrupted_and_cleanable() {
     let after = setup.wisp(&["jobs"], &[]);
     assert_eq!(stdout(&after), "", "{}", stderr(&after));
     assert!(!marker.exists());
+}
+
+/// A client killed outright (SIGKILL) writes nothing: `wisp jobs` still
+/// sees that the job's client is gone.
+#[test]
+fn a_job_whose_client_was_killed_lists_as_interrupted() {
+    let setup = Setup::new("localhost:\n  workers: 2\n");
+    let (mut child, _errors) = spawn_slow_map(&setup);
+    let listing = stdout(&setup.wisp(&["jobs"], &[]));
+    let job = listing
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no job listed:\n{listing}"))
+        .to_owned();
+    assert_eq!(row(&listing, &job)[2], "running", "{listing}");
+    let kill = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    assert_eq!(exit_of(&mut child).code(), None, "killed by a signal");
+    let listing = stdout(&setup.wisp(&["jobs"], &[]));
+    let columns = row(&listing, &job);
+    assert_eq!(
+        columns[1..4],
+        ["sleep_ms", "interrupted", "16"],
+        "{listing}"
+    );
+    let pending: usize = columns[6].parse().expect("a count");
+    assert!(pending >= 1, "{listing}");
+    let clean = setup.wisp(&["clean"], &[]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    assert_eq!(stdout(&setup.wisp(&["jobs"], &[])), "");
 }
