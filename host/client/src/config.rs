@@ -31,6 +31,8 @@
 //!   runtime_memory: 256       # MB per action container
 //!   runtime_timeout: 300      # seconds per activation
 //!   runtime_concurrency: 4    # activations at once in one container
+//!   min_memory: 128           # the action memory the platform accepts,
+//!   max_memory: 512           # as OpenWhisk ships
 //!   docker_server: 127.0.0.1:5000   # the registry runtime images are pushed to
 //!   docker_user: me
 //!   docker_password: ...
@@ -42,7 +44,12 @@
 //! `WISP_STORAGE_BUCKET`, and for OpenWhisk `WISP_OPENWHISK_ENDPOINT`,
 //! `WISP_OPENWHISK_NAMESPACE`, `WISP_OPENWHISK_API_KEY`, `WISP_RUNTIME`,
 //! `WISP_DOCKER_SERVER`, `WISP_DOCKER_USER`, `WISP_DOCKER_PASSWORD`.
+//!
+//! A mistake in the file is a [`ConfigError`] that names the file, the line
+//! and column, the key, what was found and what is expected, in words; an
+//! unknown key names the nearest valid one.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -143,6 +150,21 @@ pub struct Config {
     pub code_cache: Option<PathBuf>,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
+    /// Where each value set by the file or the environment came from, by
+    /// key path (`localhost.workers`); a key not in it has its default.
+    pub origins: BTreeMap<String, Origin>,
+}
+
+/// Where a configured value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The config file.
+    File,
+    /// This environment variable.
+    Env(&'static str),
+    /// The program, through [`crate::ExecutorBuilder`] (or a flag of the
+    /// CLI).
+    Program,
 }
 
 /// The default memory limit of a call, in MB.
@@ -152,8 +174,14 @@ pub const DEFAULT_RUNTIME_TIMEOUT: u64 = 300;
 /// The memory limits a call may be given, in MB: a 32-bit module addresses
 /// 4 GiB at most.
 pub const MEMORY_RANGE: std::ops::RangeInclusive<u64> = 1..=4096;
+/// How many calls the localhost backend may run at once.
+pub const WORKERS_RANGE: std::ops::RangeInclusive<u64> = 1..=4096;
 /// The time limits a call may be given, in seconds (up to a day).
 pub const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
+
+/// The action memory OpenWhisk accepts unless its operators change it, in
+/// MB (its `memory { min = 128 m, max = 512 m }` limits).
+pub const OPENWHISK_MEMORY: std::ops::RangeInclusive<u64> = 128..=512;
 
 /// The default bucket.
 pub const DEFAULT_BUCKET: &str = "wisp-data";
@@ -175,6 +203,7 @@ impl Default for Config {
             openwhisk: OpenWhiskSection::default(),
             code_cache: wisp_engine::CodeCache::default_dir(),
             source: None,
+            origins: BTreeMap::new(),
         }
     }
 }
@@ -199,7 +228,56 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid.
+    /// The file is not valid YAML.
+    #[error("the config file {path} is not valid YAML: line {line}, column {column}: {problem}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The line of the problem, from 1.
+        line: usize,
+        /// Its column, from 1.
+        column: usize,
+        /// What is wrong there, and what to do.
+        problem: String,
+    },
+    /// The file has a key wisp does not know.
+    #[error(
+        "the config file {path} has an unknown {what} `{key}` (line {line}, column {column}){hint}"
+    )]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// `key` or `section`.
+        what: &'static str,
+        /// Its path, such as `localhost.worker`.
+        key: String,
+        /// Its line, from 1.
+        line: usize,
+        /// Its column, from 1.
+        column: usize,
+        /// The nearest valid key and the valid ones, as `: did you mean …`.
+        hint: String,
+    },
+    /// A value of the file is of the wrong kind.
+    #[error(
+        "in the config file {path}, `{key}` (line {line}, column {column}) is {found}; \
+         expected {expected}"
+    )]
+    WrongType {
+        /// The file.
+        path: PathBuf,
+        /// The key's path, such as `localhost.workers`.
+        key: String,
+        /// Its line, from 1.
+        line: usize,
+        /// Its column, from 1.
+        column: usize,
+        /// What the file has there, in words.
+        found: String,
+        /// What wisp expects there, in words.
+        expected: String,
+    },
+    /// The file is not valid in a way the other variants do not name.
     #[error("the config file {path} is invalid: {message}")]
     Invalid {
         /// The file.
@@ -217,11 +295,28 @@ pub enum ConfigError {
         /// What was expected.
         expected: String,
     },
+    /// A runtime memory OpenWhisk would refuse.
+    #[error(
+        "{setting} is {memory} MB, but OpenWhisk accepts an action memory of {min} to {max} MB: \
+         {fix}"
+    )]
+    OpenWhiskMemory {
+        /// Where the value came from: a flag, a key or a variable.
+        setting: String,
+        /// The memory asked for, in MB.
+        memory: u64,
+        /// The smallest the platform accepts.
+        min: u64,
+        /// The largest.
+        max: u64,
+        /// What to do.
+        fix: String,
+    },
     /// A value is out of range.
     #[error("{key} in {place} is invalid: {expected}")]
     Value {
-        /// The key.
-        key: &'static str,
+        /// The key, or the variable or flag it came from.
+        key: String,
         /// The file or variable it came from.
         place: String,
         /// What was expected.
@@ -270,6 +365,12 @@ pub struct OpenWhiskSection {
     pub runtime_concurrency: Option<u32>,
     /// How many calls one activation runs. Default: chosen per job.
     pub calls_per_activation: Option<u32>,
+    /// The smallest action memory the platform accepts, in MB. Default:
+    /// 128, as OpenWhisk ships.
+    pub min_memory: Option<u64>,
+    /// The largest action memory the platform accepts, in MB. Default:
+    /// 512, as OpenWhisk ships; deployments often raise it.
+    pub max_memory: Option<u64>,
     /// The registry runtime images are pushed to, such as
     /// `127.0.0.1:5000`. Default: Docker Hub.
     pub docker_server: Option<String>,
@@ -292,10 +393,21 @@ impl fmt::Debug for OpenWhiskSection {
             .field("runtime_timeout", &self.runtime_timeout)
             .field("runtime_concurrency", &self.runtime_concurrency)
             .field("calls_per_activation", &self.calls_per_activation)
+            .field("min_memory", &self.min_memory)
+            .field("max_memory", &self.max_memory)
             .field("docker_server", &self.docker_server)
             .field("docker_user", &self.docker_user)
             .field("docker_password", &masked(&self.docker_password))
             .finish()
+    }
+}
+
+impl OpenWhiskSection {
+    /// The action memory the platform accepts, in MB: `min_memory` to
+    /// `max_memory`, by default [`OPENWHISK_MEMORY`].
+    pub fn memory_range(&self) -> std::ops::RangeInclusive<u64> {
+        self.min_memory.unwrap_or(*OPENWHISK_MEMORY.start())
+            ..=self.max_memory.unwrap_or(*OPENWHISK_MEMORY.end())
     }
 }
 
@@ -413,10 +525,7 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Self::from_yaml(&text).map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })?;
+        let mut config = Self::parse(&text, path)?;
         // A relative directory in the file is relative to the file.
         if config.storage_dir.is_relative()
             && let Some(dir) = path.parent()
@@ -427,12 +536,9 @@ impl Config {
         Ok(config)
     }
 
-    fn from_yaml(text: &str) -> Result<Self, String> {
-        let file: File = if text.trim().is_empty() {
-            File::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|e| e.to_string())?
-        };
+    /// Reads the text of the config file `path`.
+    fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let (file, tree) = parse_file(text, path)?;
         let mut config = Self::default();
         let WispSection {
             backend,
@@ -466,10 +572,33 @@ impl Config {
             }
         }
         config.openwhisk = file.openwhisk;
+        if let serde_yaml::Value::Mapping(sections) = &tree {
+            for (section, keys) in sections {
+                let (Some(section), serde_yaml::Value::Mapping(keys)) = (section.as_str(), keys)
+                else {
+                    continue;
+                };
+                let set = keys.iter().filter(|(_, value)| !value.is_null());
+                for key in set.filter_map(|(key, _)| key.as_str()) {
+                    config
+                        .origins
+                        .insert(format!("{section}.{key}"), Origin::File);
+                }
+            }
+        }
         Ok(config)
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        // The variables that are set, to record where their values came from.
+        let set = std::cell::RefCell::new(Vec::new());
+        let var = |name: &str| {
+            let value = var(name);
+            if value.is_some() {
+                set.borrow_mut().push(name.to_owned());
+            }
+            value
+        };
         fn parse<T: FromStr>(
             var: &'static str,
             value: String,
@@ -504,7 +633,7 @@ impl Config {
             range: std::ops::RangeInclusive<u64>,
             unit: &str,
         ) -> Result<u64, ConfigError> {
-            let expected = format!("{unit} from {} to {}", range.start(), range.end());
+            let expected = format!("{unit}, {} to {}", range.start(), range.end());
             let number: u64 = parse(var, value.clone(), &expected)?;
             if range.contains(&number) {
                 Ok(number)
@@ -517,13 +646,28 @@ impl Config {
             }
         }
         if let Some(v) = var("WISP_WORKERS") {
-            self.workers = ranged("WISP_WORKERS", v, 1..=4096, "a number of workers")? as usize;
+            self.workers = ranged(
+                "WISP_WORKERS",
+                v,
+                WORKERS_RANGE,
+                "a whole number of workers",
+            )? as usize;
         }
         if let Some(v) = var("WISP_RUNTIME_MEMORY") {
-            self.runtime_memory = ranged("WISP_RUNTIME_MEMORY", v, MEMORY_RANGE, "megabytes")?;
+            self.runtime_memory = ranged(
+                "WISP_RUNTIME_MEMORY",
+                v,
+                MEMORY_RANGE,
+                "a whole number of megabytes",
+            )?;
         }
         if let Some(v) = var("WISP_RUNTIME_TIMEOUT") {
-            let seconds = ranged("WISP_RUNTIME_TIMEOUT", v, TIMEOUT_RANGE, "seconds")?;
+            let seconds = ranged(
+                "WISP_RUNTIME_TIMEOUT",
+                v,
+                TIMEOUT_RANGE,
+                "a whole number of seconds",
+            )?;
             self.runtime_timeout = Duration::from_secs(seconds);
         }
         if let Some(v) = var("WISP_STORAGE_DIR") {
@@ -551,6 +695,11 @@ impl Config {
             })?;
             self.storage_bucket = v;
         }
+        for (name, key) in ENV_KEYS {
+            if set.borrow().iter().any(|n| n == name) {
+                self.origins.insert(key.to_owned(), Origin::Env(name));
+            }
+        }
         Ok(())
     }
 
@@ -566,44 +715,147 @@ impl Config {
                 |p| format!("{} (or the settings that override it)", p.display()),
             )
         };
-        if !(1..=4096).contains(&self.workers) {
+        if !WORKERS_RANGE.contains(&(self.workers as u64)) {
             return Err(ConfigError::Value {
-                key: "localhost.workers",
-                place: place(),
-                expected: "a number of workers from 1 to 4096".to_owned(),
-            });
-        }
-        let section = match self.backend {
-            BackendKind::Localhost => "localhost",
-            BackendKind::Openwhisk => "openwhisk",
-        };
-        if !MEMORY_RANGE.contains(&self.runtime_memory) {
-            return Err(ConfigError::Value {
-                key: if section == "localhost" {
-                    "localhost.runtime_memory"
-                } else {
-                    "openwhisk.runtime_memory"
-                },
+                key: self.setting("localhost.workers"),
                 place: place(),
                 expected: format!(
-                    "between 1 and 4096 MB (a 32-bit module addresses 4 GiB at most); got {}",
+                    "a whole number of workers, 1 to {}; found {}",
+                    WORKERS_RANGE.end(),
+                    self.workers
+                ),
+            });
+        }
+        if !MEMORY_RANGE.contains(&self.runtime_memory) {
+            return Err(ConfigError::Value {
+                key: self.memory_setting(),
+                place: place(),
+                expected: format!(
+                    "a whole number of megabytes, 1 to 4096 (a 32-bit module addresses 4 GiB at \
+                     most); found {}",
                     self.runtime_memory
                 ),
             });
         }
+        if self.backend == BackendKind::Openwhisk {
+            let range = self.openwhisk.memory_range();
+            if range.is_empty() || *range.start() == 0 {
+                return Err(ConfigError::Value {
+                    key: "openwhisk.min_memory and openwhisk.max_memory".to_owned(),
+                    place: place(),
+                    expected: format!(
+                        "min_memory from 1 up to max_memory; found {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                });
+            }
+            self.check_openwhisk_memory(self.runtime_memory, &self.memory_setting())?;
+        }
         if self.runtime_timeout.is_zero() || self.runtime_timeout.as_secs() > *TIMEOUT_RANGE.end() {
             return Err(ConfigError::Value {
-                key: "runtime_timeout",
+                key: "runtime_timeout".to_owned(),
                 place: place(),
                 expected: format!("from 1 to {} seconds", TIMEOUT_RANGE.end()),
             });
         }
         wisp_storage::validate_bucket(&self.bucket()).map_err(|e| ConfigError::Value {
-            key: "storage_bucket",
+            key: "storage_bucket".to_owned(),
             place: place(),
             expected: e.to_string(),
         })?;
         Ok(())
+    }
+}
+
+impl Config {
+    /// Selects the backend, as `-b` does: moving to OpenWhisk brings in the
+    /// `openwhisk` section's `runtime_memory` and `runtime_timeout`, unless
+    /// the environment or the program set those values.
+    pub fn use_backend(&mut self, backend: BackendKind) {
+        let was = self.backend;
+        self.backend = backend;
+        if backend != BackendKind::Openwhisk || was == BackendKind::Openwhisk {
+            return;
+        }
+        let overridden = |key: &str| {
+            matches!(
+                self.origins.get(key),
+                Some(Origin::Env(_) | Origin::Program)
+            )
+        };
+        if let Some(memory) = self.openwhisk.runtime_memory
+            && !overridden("localhost.runtime_memory")
+        {
+            self.runtime_memory = memory;
+        }
+        if let Some(seconds) = self.openwhisk.runtime_timeout
+            && !overridden("localhost.runtime_timeout")
+        {
+            self.runtime_timeout = Duration::from_secs(seconds);
+        }
+    }
+
+    /// Refuses a runtime memory the OpenWhisk platform would refuse, before
+    /// any request: `setting` names where the value came from (a flag such
+    /// as `--memory`, a key or a variable).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::OpenWhiskMemory`], naming the setting, the range and
+    /// the fix.
+    pub fn check_openwhisk_memory(&self, memory: u64, setting: &str) -> Result<(), ConfigError> {
+        let range = self.openwhisk.memory_range();
+        if range.contains(&memory) {
+            return Ok(());
+        }
+        let file = self.source.as_ref().map_or_else(
+            || "~/.wisp/config.yaml (or the file WISP_CONFIG names)".to_owned(),
+            |p| p.display().to_string(),
+        );
+        Err(ConfigError::OpenWhiskMemory {
+            setting: setting.to_owned(),
+            memory,
+            min: *range.start(),
+            max: *range.end(),
+            fix: format!(
+                "give a value from {} to {} (such as {}), or, if your OpenWhisk deployment \
+                 accepts other sizes, set `min_memory` and `max_memory` in the `openwhisk` \
+                 section of {file}",
+                range.start(),
+                range.end(),
+                memory.clamp(*range.start(), *range.end())
+            ),
+        })
+    }
+
+    /// Where the value of `key` came from, in words: the key in the file,
+    /// the variable, or the program.
+    fn setting(&self, key: &str) -> String {
+        match self.origins.get(key) {
+            Some(Origin::Env(var)) => (*var).to_owned(),
+            Some(Origin::Program) => format!("{key} (set by the program)"),
+            Some(Origin::File) | None => key.to_owned(),
+        }
+    }
+
+    /// Where the runtime memory in effect came from: on OpenWhisk,
+    /// `openwhisk.runtime_memory` takes the place of `localhost`'s.
+    fn memory_setting(&self) -> String {
+        match self.origins.get("localhost.runtime_memory") {
+            Some(Origin::File) | None
+                if self.backend == BackendKind::Openwhisk
+                    && self.openwhisk.runtime_memory.is_some() =>
+            {
+                "openwhisk.runtime_memory".to_owned()
+            }
+            Some(Origin::File) => "localhost.runtime_memory".to_owned(),
+            None => "the default runtime_memory".to_owned(),
+            Some(Origin::Program) => {
+                "runtime_memory set by the program (ExecutorBuilder::runtime_memory)".to_owned()
+            }
+            Some(Origin::Env(var)) => (*var).to_owned(),
+        }
     }
 }
 
@@ -628,6 +880,25 @@ pub const ENV_OVERRIDES: [&str; 17] = [
     "WISP_LOG",
 ];
 
+/// The key each environment override sets.
+const ENV_KEYS: [(&str, &str); 15] = [
+    ("WISP_BACKEND", "wisp.backend"),
+    ("WISP_STORAGE", "wisp.storage"),
+    ("WISP_DATA_CLEANER", "wisp.data_cleaner"),
+    ("WISP_WORKERS", "localhost.workers"),
+    ("WISP_RUNTIME_MEMORY", "localhost.runtime_memory"),
+    ("WISP_RUNTIME_TIMEOUT", "localhost.runtime_timeout"),
+    ("WISP_STORAGE_DIR", "localhost.storage_dir"),
+    ("WISP_STORAGE_BUCKET", "localhost.storage_bucket"),
+    ("WISP_OPENWHISK_ENDPOINT", "openwhisk.endpoint"),
+    ("WISP_OPENWHISK_NAMESPACE", "openwhisk.namespace"),
+    ("WISP_OPENWHISK_API_KEY", "openwhisk.api_key"),
+    ("WISP_RUNTIME", "openwhisk.runtime"),
+    ("WISP_DOCKER_SERVER", "openwhisk.docker_server"),
+    ("WISP_DOCKER_USER", "openwhisk.docker_user"),
+    ("WISP_DOCKER_PASSWORD", "openwhisk.docker_password"),
+];
+
 /// What a secret shows as.
 pub const MASK: &str = "********";
 
@@ -646,7 +917,9 @@ impl Config {
     /// The configuration as YAML in the layout of the file, every secret
     /// (`secret_access_key`, `session_token`, `api_key`,
     /// `docker_password`) shown as [`MASK`]. Sections the file does not
-    /// have and keys that are not set are left out.
+    /// have and keys that are not set are left out. A value the file does
+    /// not set ends with `# default`, or `# from VARIABLE` when the
+    /// environment set it.
     pub fn to_masked_yaml(&self) -> String {
         use serde_yaml::{Mapping, Value};
         fn put(map: &mut Mapping, key: &str, value: impl Into<Value>) {
@@ -707,13 +980,48 @@ impl Config {
             put_opt(&mut map, "runtime_timeout", ow.runtime_timeout);
             put_opt(&mut map, "runtime_concurrency", ow.runtime_concurrency);
             put_opt(&mut map, "calls_per_activation", ow.calls_per_activation);
+            let range = ow.memory_range();
+            put(&mut map, "min_memory", *range.start());
+            put(&mut map, "max_memory", *range.end());
             put_opt(&mut map, "docker_server", ow.docker_server.clone());
             put_opt(&mut map, "docker_user", ow.docker_user.clone());
             put_opt(&mut map, "docker_password", masked(&ow.docker_password));
             put(&mut root, "openwhisk", map);
         }
         // A mapping of strings, numbers and booleans always serializes.
-        serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default()
+        let yaml = serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default();
+        // Each key line says where its value came from unless the file set
+        // it: `# default`, or `# from VARIABLE`.
+        let mut section = "";
+        let mut out = String::with_capacity(yaml.len() * 2);
+        for line in yaml.lines() {
+            out.push_str(line);
+            if !line.starts_with(' ') {
+                section = line.trim_end_matches(':');
+            } else if let Some((key, _)) = line.trim_start().split_once(':') {
+                let path = format!("{section}.{key}");
+                let on_openwhisk = self.backend == BackendKind::Openwhisk;
+                match self.origins.get(&path) {
+                    Some(Origin::Env(var)) => out.push_str(&format!("  # from {var}")),
+                    _ if on_openwhisk
+                        && path == "localhost.runtime_memory"
+                        && self.openwhisk.runtime_memory.is_some() =>
+                    {
+                        out.push_str("  # from openwhisk.runtime_memory");
+                    }
+                    _ if on_openwhisk
+                        && path == "localhost.runtime_timeout"
+                        && self.openwhisk.runtime_timeout.is_some() =>
+                    {
+                        out.push_str("  # from openwhisk.runtime_timeout");
+                    }
+                    Some(Origin::File | Origin::Program) => {}
+                    None => out.push_str("  # default"),
+                }
+            }
+            out.push('\n');
+        }
+        out
     }
 }
 
@@ -724,9 +1032,300 @@ fn expand_home(path: &Path) -> PathBuf {
     }
 }
 
+/// The sections of the file.
+const SECTIONS: [&str; 6] = ["wisp", "localhost", "minio", "aws_s3", "ceph", "openwhisk"];
+
+/// The keys of a section, each with what it takes in words.
+fn keys_of(section: &str) -> &'static [(&'static str, &'static str)] {
+    const WHOLE_MB: &str = "a whole number of megabytes, 1 to 4096";
+    const SECONDS: &str = "a whole number of seconds, 1 to 86400";
+    const BOOL: &str = "`true` or `false`";
+    const BUCKET: &str = "a bucket name, such as wisp-data";
+    match section {
+        "wisp" => &[
+            ("backend", "`localhost` or `openwhisk`"),
+            ("storage", "`localhost`, `minio`, `aws_s3` or `ceph`"),
+            ("data_cleaner", BOOL),
+        ],
+        "localhost" => &[
+            ("workers", "a whole number of workers, 1 to 4096"),
+            ("runtime_memory", WHOLE_MB),
+            ("runtime_timeout", SECONDS),
+            ("storage_dir", "a directory path, such as ~/.wisp/storage"),
+            ("storage_bucket", BUCKET),
+        ],
+        "minio" | "aws_s3" | "ceph" => &[
+            ("endpoint", "a URL, such as http://127.0.0.1:9000"),
+            ("region", "a region name, such as us-east-1"),
+            ("access_key_id", "the access key id, as text"),
+            ("secret_access_key", "the secret key, as text"),
+            ("session_token", "the session token, as text"),
+            ("storage_bucket", BUCKET),
+            ("create_bucket", BOOL),
+        ],
+        "openwhisk" => &[
+            ("endpoint", "a URL, such as https://openwhisk.example.org"),
+            (
+                "namespace",
+                "a namespace name, or `_` for the API key's own",
+            ),
+            ("api_key", "the API key `uuid:secret`, as text"),
+            ("insecure", BOOL),
+            (
+                "runtime",
+                "`default` or an image name, such as 127.0.0.1:5000/me/wisp-runtime:0.1",
+            ),
+            (
+                "runtime_memory",
+                "a whole number of megabytes, from min_memory to max_memory (128 to 512 unless \
+                 set)",
+            ),
+            ("runtime_timeout", SECONDS),
+            (
+                "runtime_concurrency",
+                "a whole number of activations per container, 1 or more",
+            ),
+            (
+                "calls_per_activation",
+                "a whole number of calls per activation, 1 or more",
+            ),
+            (
+                "min_memory",
+                "a whole number of megabytes: the smallest action memory the platform accepts",
+            ),
+            (
+                "max_memory",
+                "a whole number of megabytes: the largest action memory the platform accepts",
+            ),
+            (
+                "docker_server",
+                "a registry address, such as 127.0.0.1:5000",
+            ),
+            ("docker_user", "the registry's user name, as text"),
+            (
+                "docker_password",
+                "the registry's password or token, as text",
+            ),
+        ],
+        _ => &[],
+    }
+}
+
+/// Splits a file into its typed form and its YAML tree, or says in plain
+/// words what is wrong and where.
+fn parse_file(text: &str, path: &Path) -> Result<(File, serde_yaml::Value), ConfigError> {
+    let tree: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| syntax_error(path, text, &e))?;
+    // Nothing, or nothing but comments.
+    if tree.is_null() {
+        return Ok((File::default(), tree));
+    }
+    let file = serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text))
+        .map_err(|e| shape_error(path, text, &tree, e))?;
+    Ok((file, tree))
+}
+
+fn syntax_error(path: &Path, text: &str, error: &serde_yaml::Error) -> ConfigError {
+    let (line, column) = error
+        .location()
+        .map_or((1, 1), |at| (at.line(), at.column()));
+    let raw = error.to_string();
+    let at = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.chars().nth(column.saturating_sub(1)));
+    let problem = if at == Some('\t') {
+        "a tab: YAML indents with spaces only".to_owned()
+    } else if raw.contains("mapping values are not allowed") {
+        "a `key: value` where none can start: check the indentation of this line and the one \
+         before, and quote a value that contains `: `"
+            .to_owned()
+    } else if raw.contains("did not find expected key") {
+        "the indentation does not line up: indent every key of a section by the same number of \
+         spaces"
+            .to_owned()
+    } else if let Some(rest) = raw.split("duplicate entry with key ").nth(1) {
+        let key = rest
+            .split(" at line")
+            .next()
+            .unwrap_or(rest)
+            .trim_matches('"');
+        format!("the key `{key}` appears twice in one section: keep one")
+    } else if raw.contains("expected ',' or ']'") {
+        "a list opened with `[` is not closed with `]`".to_owned()
+    } else if raw.contains("expected ',' or '}'") {
+        "a mapping opened with `{` is not closed with `}`".to_owned()
+    } else if raw.contains("found unexpected end of stream") || raw.contains("quoted scalar") {
+        "a quoted value is not closed: end it with the same quote it starts with".to_owned()
+    } else {
+        // The parser's own words, without the position given in front.
+        let phrase = raw.split(" at line ").next().unwrap_or(&raw);
+        format!("{phrase} (check the indentation and the quoting of this line)")
+    };
+    ConfigError::Syntax {
+        path: path.to_owned(),
+        line,
+        column,
+        problem,
+    }
+}
+
+fn shape_error(
+    path: &Path,
+    text: &str,
+    tree: &serde_yaml::Value,
+    error: serde_path_to_error::Error<serde_yaml::Error>,
+) -> ConfigError {
+    use serde_path_to_error::Segment;
+    let segments: Vec<String> = error
+        .path()
+        .iter()
+        .map(|segment| match segment {
+            Segment::Map { key } => key.clone(),
+            Segment::Seq { index } => index.to_string(),
+            Segment::Enum { variant } => variant.clone(),
+            Segment::Unknown => "?".to_owned(),
+        })
+        .collect();
+    let inner = error.into_inner();
+    let (line, column) = inner
+        .location()
+        .map_or((1, 1), |at| (at.line(), at.column()));
+    let wrong =
+        |key: String, found: Option<&serde_yaml::Value>, expected: String| ConfigError::WrongType {
+            path: path.to_owned(),
+            key,
+            line,
+            column,
+            found: describe(found),
+            expected,
+        };
+    match segments.as_slice() {
+        [] => wrong(
+            "(the whole file)".to_owned(),
+            Some(tree),
+            format!(
+                "sections, each a name and a colon followed by indented `key: value` lines ({})",
+                SECTIONS.join(", ")
+            ),
+        ),
+        [section] if !SECTIONS.contains(&section.as_str()) => {
+            // The parser points at the file's start; the section's own line
+            // is the one that names it unindented.
+            let line = text
+                .lines()
+                .position(|l| {
+                    l.strip_prefix(section.as_str())
+                        .is_some_and(|rest| rest.trim_start().starts_with(':'))
+                })
+                .map_or(line, |i| i + 1);
+            ConfigError::UnknownKey {
+                path: path.to_owned(),
+                what: "section",
+                key: section.clone(),
+                line,
+                column: 1,
+                hint: section_hint(section),
+            }
+        }
+        [section] => wrong(
+            section.clone(),
+            tree.get(section),
+            format!("a section: `{section}:` followed by indented `key: value` lines"),
+        ),
+        [section, key, ..] => match keys_of(section).iter().find(|(k, _)| k == key) {
+            None => ConfigError::UnknownKey {
+                path: path.to_owned(),
+                what: "key",
+                key: format!("{section}.{key}"),
+                line,
+                column,
+                hint: key_hint(section, key),
+            },
+            Some((_, expected)) => wrong(
+                format!("{section}.{key}"),
+                tree.get(section).and_then(|s| s.get(key)),
+                (*expected).to_owned(),
+            ),
+        },
+    }
+}
+
+/// A YAML value in words: what the file has where something else was
+/// expected.
+fn describe(value: Option<&serde_yaml::Value>) -> String {
+    use serde_yaml::Value;
+    match value {
+        None | Some(Value::Null) => "empty".to_owned(),
+        Some(Value::Bool(b)) => format!("`{b}`, a true/false value"),
+        Some(Value::Number(n)) if n.is_f64() => format!("the number {n}, which is not whole"),
+        Some(Value::Number(n)) => format!("the number {n}"),
+        Some(Value::String(text)) => format!("the text \"{text}\""),
+        Some(Value::Sequence(_)) => "a list".to_owned(),
+        Some(Value::Mapping(_)) => "a section of keys".to_owned(),
+        Some(Value::Tagged(tagged)) => format!("a value tagged {}", tagged.tag),
+    }
+}
+
+/// The candidate nearest to `word`, if it is close enough to be a typo.
+fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::osa_distance(word, c), c))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+fn quoted_list(names: impl IntoIterator<Item = &'static str>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_hint(section: &str, key: &str) -> String {
+    let keys = || keys_of(section).iter().map(|(k, _)| *k);
+    let valid = format!("the keys of `{section}` are {}", quoted_list(keys()));
+    if let Some(near) = nearest(key, keys()) {
+        return format!(": did you mean `{section}.{near}`? ({valid})");
+    }
+    if let Some(home) = SECTIONS
+        .iter()
+        .find(|s| keys_of(s).iter().any(|(k, _)| *k == key))
+    {
+        return format!(": `{key}` belongs in the `{home}` section ({valid})");
+    }
+    format!(": {valid}")
+}
+
+fn section_hint(section: &str) -> String {
+    let valid = format!("the sections are {}", quoted_list(SECTIONS));
+    if let Some(near) = nearest(section, SECTIONS) {
+        return format!(": did you mean `{near}`? ({valid})");
+    }
+    if let Some(home) = SECTIONS
+        .iter()
+        .find(|s| keys_of(s).iter().any(|(k, _)| *k == section))
+    {
+        return format!(
+            ": `{section}` is a key of the `{home}` section; indent it under `{home}:`"
+        );
+    }
+    format!(": {valid}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Config {
+        fn from_yaml(text: &str) -> Result<Self, String> {
+            Self::parse(text, Path::new("/etc/wisp/test.yaml")).map_err(|e| e.to_string())
+        }
+    }
 
     #[test]
     fn no_file_means_the_embedded_default() {
@@ -796,26 +1395,272 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_key() {
-        let unknown = Config::from_yaml("localhost:\n  worker: 3\n").expect_err("typo");
-        assert!(unknown.contains("unknown field `worker`"), "{unknown}");
-        assert!(unknown.contains("workers"), "{unknown}");
-        let wrong = Config::from_yaml("wisp:\n  backend: lambda\n").expect_err("bad backend");
+    fn broken_yaml_names_the_file_line_and_column() {
+        let tab = Config::from_yaml("localhost:\n\tworkers: 2\n").expect_err("a tab");
         assert!(
-            wrong.contains("lambda") || wrong.contains("backend"),
-            "{wrong}"
+            tab.starts_with(
+                "the config file /etc/wisp/test.yaml is not valid YAML: line 2, column 1:"
+            ),
+            "{tab}"
         );
+        assert!(tab.contains("YAML indents with spaces only"), "{tab}");
+        let indent = Config::from_yaml("localhost:\n  workers: 2\n   runtime_memory: 512\n")
+            .expect_err("indent");
+        assert!(indent.contains("line 3, column 18"), "{indent}");
+        assert!(indent.contains("check the indentation"), "{indent}");
+        let list = Config::from_yaml("localhost:\n  workers: [1\n").expect_err("open list");
+        assert!(list.contains("line 3, column 1"), "{list}");
+        assert!(list.contains("not closed with `]`"), "{list}");
+        let twice =
+            Config::from_yaml("localhost:\n  workers: 1\n  workers: 2\n").expect_err("twice");
+        assert!(twice.contains("line 2, column 3"), "{twice}");
+        assert!(twice.contains("the key `workers` appears twice"), "{twice}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_says_what_was_found_and_expected() {
+        let four = Config::from_yaml("localhost:\n  workers: four\n").expect_err("text");
+        assert_eq!(
+            four,
+            "in the config file /etc/wisp/test.yaml, `localhost.workers` (line 2, column 12) is \
+             the text \"four\"; expected a whole number of workers, 1 to 4096"
+        );
+        assert!(!four.contains("usize"), "{four}");
+        let negative = Config::from_yaml("localhost:\n  runtime_memory: -5\n").expect_err("-5");
+        assert!(
+            negative.contains("`localhost.runtime_memory`"),
+            "{negative}"
+        );
+        assert!(
+            negative.contains("is the number -5; expected a whole number of megabytes"),
+            "{negative}"
+        );
+        let fraction = Config::from_yaml("ceph:\n  create_bucket: 2.5\n").expect_err("2.5");
+        assert!(
+            fraction.contains("`ceph.create_bucket` (line 2, column 18) is the number 2.5, which is not whole; expected `true` or `false`"),
+            "{fraction}"
+        );
+        let backend = Config::from_yaml("wisp:\n  backend: lambda\n").expect_err("lambda");
+        assert!(
+            backend.contains("`wisp.backend` (line 2, column 12) is the text \"lambda\"; expected `localhost` or `openwhisk`"),
+            "{backend}"
+        );
+        let section = Config::from_yaml("localhost: 3\n").expect_err("not a section");
+        assert!(
+            section.contains("`localhost` (line 1, column 12) is the number 3; expected a section"),
+            "{section}"
+        );
+        let whole = Config::from_yaml("- wisp\n").expect_err("a list");
+        assert!(
+            whole.contains("(the whole file)") && whole.contains("is a list"),
+            "{whole}"
+        );
+        // An empty value is an unset one.
+        let empty = Config::from_yaml("openwhisk:\n  runtime_memory:\n").expect("unset");
+        assert_eq!(empty.openwhisk.runtime_memory, None);
+        assert!(empty.origins.is_empty(), "{:?}", empty.origins);
+    }
+
+    #[test]
+    fn every_key_of_the_table_is_one_the_file_takes() {
+        for section in SECTIONS {
+            for (key, expected) in keys_of(section) {
+                // A list is wrong for every key: the error must be about the
+                // value, never an unknown key.
+                let error = Config::from_yaml(&format!("{section}:\n  {key}: [1]\n"))
+                    .expect_err("a list is never valid");
+                assert!(
+                    error.contains(&format!("`{section}.{key}` (line 2"))
+                        && error.contains(expected),
+                    "{error}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_nearest_valid_one() {
+        let typo = Config::from_yaml("localhost:\n  worker: 3\n").expect_err("typo");
+        assert!(
+            typo.starts_with(
+                "the config file /etc/wisp/test.yaml has an unknown key `localhost.worker` \
+                 (line 2, column 3): did you mean `localhost.workers`?"
+            ),
+            "{typo}"
+        );
+        let swapped =
+            Config::from_yaml("openwhisk:\n  runtime_memroy: 256\n").expect_err("swapped");
+        assert!(
+            swapped.contains("did you mean `openwhisk.runtime_memory`?"),
+            "{swapped}"
+        );
+        let elsewhere = Config::from_yaml("wisp:\n  workers: 3\n").expect_err("misplaced");
+        assert!(
+            elsewhere.contains("unknown key `wisp.workers`")
+                && elsewhere.contains("`workers` belongs in the `localhost` section"),
+            "{elsewhere}"
+        );
+        let far = Config::from_yaml("minio:\n  colour: blue\n").expect_err("far");
+        assert!(far.contains("unknown key `minio.colour`"), "{far}");
+        assert!(!far.contains("did you mean"), "{far}");
+        assert!(far.contains("the keys of `minio` are `endpoint`"), "{far}");
+        let section = Config::from_yaml("wisp:\n  backend: localhost\nlokalhost:\n  workers: 2\n")
+            .expect_err("section typo");
+        assert!(
+            section.contains(
+                "unknown section `lokalhost` (line 3, column 1): did you mean `localhost`?"
+            ),
+            "{section}"
+        );
+        let top = Config::from_yaml("workers: 2\n").expect_err("key at the top");
+        assert!(
+            top.contains(
+                "`workers` is a key of the `localhost` section; indent it under `localhost:`"
+            ),
+            "{top}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
         let mut config = Config::default();
         let env = config
             .apply_env(|var| (var == "WISP_RUNTIME_MEMORY").then(|| "lots".to_owned()))
             .expect_err("not a number")
             .to_string();
         assert!(
-            env.contains("WISP_RUNTIME_MEMORY") && env.contains("megabytes from 1 to 4096"),
+            env.contains("WISP_RUNTIME_MEMORY")
+                && env.contains("a whole number of megabytes, 1 to 4096"),
             "{env}"
         );
         config.runtime_memory = 0;
         let range = config.check().expect_err("zero memory").to_string();
         assert!(range.contains("runtime_memory"), "{range}");
+    }
+
+    #[test]
+    fn openwhisk_memory_is_checked_against_the_platform_range() {
+        let low =
+            Config::from_yaml("wisp:\n  backend: openwhisk\nopenwhisk:\n  runtime_memory: 64\n")
+                .expect("parses");
+        let error = low.check().expect_err("64 MB").to_string();
+        assert!(
+            error.starts_with(
+                "openwhisk.runtime_memory is 64 MB, but OpenWhisk accepts an action memory of \
+                 128 to 512 MB: give a value from 128 to 512 (such as 128)"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains("set `min_memory` and `max_memory` in the `openwhisk` section"),
+            "{error}"
+        );
+        // The same memory on this machine is fine.
+        let local = Config::from_yaml("localhost:\n  runtime_memory: 64\n").expect("parses");
+        local.check().expect("64 MB is fine on localhost");
+        // With no memory of its own, OpenWhisk takes localhost's.
+        let mut inherited =
+            Config::from_yaml("wisp:\n  backend: openwhisk\nlocalhost:\n  runtime_memory: 1024\n")
+                .expect("parses");
+        let error = inherited.check().expect_err("1024 MB").to_string();
+        assert!(
+            error.starts_with("localhost.runtime_memory is 1024 MB")
+                && error.contains("(such as 512)"),
+            "{error}"
+        );
+        inherited
+            .apply_env(|var| (var == "WISP_RUNTIME_MEMORY").then(|| "100".to_owned()))
+            .expect("a number");
+        let error = inherited.check().expect_err("100 MB").to_string();
+        assert!(
+            error.starts_with("WISP_RUNTIME_MEMORY is 100 MB"),
+            "{error}"
+        );
+        // A deployment that allows more says so.
+        let raised = Config::from_yaml(
+            "wisp:\n  backend: openwhisk\nopenwhisk:\n  runtime_memory: 1024\n  max_memory: 2048\n",
+        )
+        .expect("parses");
+        raised.check().expect("within the raised range");
+        let flag = raised
+            .check_openwhisk_memory(4096, "--memory")
+            .expect_err("above")
+            .to_string();
+        assert!(
+            flag.starts_with(
+                "--memory is 4096 MB, but OpenWhisk accepts an action memory of 128 to 2048 MB"
+            ),
+            "{flag}"
+        );
+        raised
+            .check_openwhisk_memory(128, "--memory")
+            .expect("the smallest is allowed");
+        let inverted =
+            Config::from_yaml("wisp:\n  backend: openwhisk\nopenwhisk:\n  min_memory: 600\n")
+                .expect("parses");
+        let error = inverted.check().expect_err("min above max").to_string();
+        assert!(
+            error.contains("openwhisk.min_memory and openwhisk.max_memory")
+                && error.contains("found 600 and 512"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_masked_yaml_marks_defaults_and_overrides() {
+        let mut config = Config::from_yaml(
+            "localhost:\n  workers: 3\n  storage_bucket: mine\nopenwhisk:\n  api_key: u:s3cr3t\n",
+        )
+        .expect("valid");
+        config
+            .apply_env(|var| (var == "WISP_RUNTIME_TIMEOUT").then(|| "9".to_owned()))
+            .expect("a number");
+        let yaml = config.to_masked_yaml();
+        assert!(!yaml.contains("s3cr3t"), "{yaml}");
+        assert!(yaml.contains("\n  api_key: '********'\n"), "{yaml}");
+        assert!(yaml.contains("\n  workers: 3\n"), "{yaml}");
+        assert!(yaml.contains("\n  storage_bucket: mine\n"), "{yaml}");
+        assert!(
+            yaml.contains("\n  runtime_memory: 256  # default\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("\n  runtime_timeout: 9  # from WISP_RUNTIME_TIMEOUT\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("\n  backend: localhost  # default\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("\n  max_memory: 512  # default\n"), "{yaml}");
+        // Every key line is either set by the file or marked.
+        let unmarked: Vec<&str> = yaml
+            .lines()
+            .filter(|l| l.starts_with("  ") && !l.contains("  # "))
+            .map(|l| l.trim().split(':').next().unwrap_or(""))
+            .collect();
+        assert_eq!(unmarked, ["workers", "storage_bucket", "api_key"], "{yaml}");
+        // And it still reads back.
+        let back = Config::from_yaml(&yaml).expect("valid YAML");
+        assert_eq!(back.runtime_timeout, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn choosing_openwhisk_later_brings_in_its_memory_and_time() {
+        let mut config = Config::from_yaml(
+            "localhost:\n  runtime_memory: 1024\nopenwhisk:\n  runtime_memory: 384\n  runtime_timeout: 60\n",
+        )
+        .expect("valid");
+        assert_eq!(config.runtime_memory, 1024);
+        config.use_backend(BackendKind::Openwhisk);
+        assert_eq!(config.runtime_memory, 384);
+        assert_eq!(config.runtime_timeout, Duration::from_secs(60));
+        // An override of the environment stays.
+        let mut config = Config::from_yaml("openwhisk:\n  runtime_memory: 384\n").expect("valid");
+        config
+            .apply_env(|var| (var == "WISP_RUNTIME_MEMORY").then(|| "200".to_owned()))
+            .expect("a number");
+        config.use_backend(BackendKind::Openwhisk);
+        assert_eq!(config.runtime_memory, 200);
     }
 }

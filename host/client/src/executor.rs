@@ -288,14 +288,22 @@ impl ExecutorBuilder {
             Some(config) => config.clone(),
             None => Config::load()?,
         };
+        let program = |config: &mut Config, key: &str| {
+            config
+                .origins
+                .insert(key.to_owned(), crate::config::Origin::Program);
+        };
         if let Some(memory) = self.runtime_memory {
             config.runtime_memory = memory;
+            program(&mut config, "localhost.runtime_memory");
         }
         if let Some(timeout) = self.runtime_timeout {
             config.runtime_timeout = timeout;
+            program(&mut config, "localhost.runtime_timeout");
         }
         if let Some(workers) = self.workers {
             config.workers = workers;
+            program(&mut config, "localhost.workers");
         }
         if let Some(dir) = &self.storage_dir {
             config.storage_dir = dir.clone();
@@ -307,7 +315,7 @@ impl ExecutorBuilder {
             config.storage = storage;
         }
         if let Some(backend) = self.backend {
-            config.backend = backend;
+            config.use_backend(backend);
         }
         config.check()?;
         FunctionExecutor::start(config, self.retry).await
@@ -654,6 +662,17 @@ impl FunctionExecutor {
                 Bytes::from(spec_json),
             )
             .await?;
+        // Who submitted the job, so that `wisp jobs` can tell a job whose
+        // client is gone from one that is still running.
+        let client = serde_json::to_vec(&crate::jobs::ClientInfo::this_process())
+            .map_err(|e| Error::Unsupported(e.to_string()))?;
+        self.storage
+            .put(
+                bucket,
+                &crate::jobs::client_key(&spec.job_id),
+                Bytes::from(client),
+            )
+            .await?;
         let mut lines = Vec::with_capacity(args.iter().map(|a| a.len() + 1).sum());
         for arg in &args {
             lines.extend_from_slice(arg);
@@ -904,6 +923,24 @@ impl FunctionExecutor {
     ///
     /// When the data cannot be removed.
     pub async fn close(mut self) -> Result<()> {
+        self.stop().await?;
+        if self.config.data_cleaner {
+            for job in self.jobs() {
+                let removed = self
+                    .storage
+                    .delete_prefix(&self.bucket, &protocol::job_prefix(&job))
+                    .await?;
+                tracing::debug!(%job, removed, "removed job data");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FunctionExecutor {
+    /// Cancels every call and stops the workers, waiting for the calls
+    /// running now.
+    async fn stop(&mut self) -> Result<()> {
         self.closed = true;
         for run in self
             .runs
@@ -928,16 +965,59 @@ impl FunctionExecutor {
             }
             Backend::OpenWhisk(backend) => backend.shut_down(),
         }
-        if self.config.data_cleaner {
-            for job in self.jobs() {
-                let removed = self
-                    .storage
-                    .delete_prefix(&self.bucket, &protocol::job_prefix(&job))
-                    .await?;
-                tracing::debug!(%job, removed, "removed job data");
-            }
-        }
         Ok(())
+    }
+
+    /// Closes the executor after an interruption such as Ctrl-C (`signal`
+    /// names it): each job with calls still without an outcome is marked
+    /// interrupted in storage first ([`crate::jobs::interrupted_key`]),
+    /// then the calls are cancelled and the workers stopped. Every job's
+    /// data is kept, whatever `data_cleaner` says, so that `wisp jobs`
+    /// lists the jobs, `wisp logs` shows what their calls did and `wisp
+    /// clean` removes them. Returns the ids of the jobs marked.
+    ///
+    /// # Errors
+    ///
+    /// When a mark cannot be written or the workers do not stop.
+    pub async fn interrupt(mut self, signal: &str) -> Result<Vec<String>> {
+        let runs: Vec<Arc<JobRun>> = self
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        // Stop handing out calls before anything else.
+        for run in &runs {
+            run.cancelled.store(true, Ordering::Relaxed);
+        }
+        let mut marked = Vec::new();
+        for run in &runs {
+            let tracker = &run.tracker;
+            let calls = tracker.spec.calls;
+            let completed = tracker.completed() as u64;
+            if completed >= u64::from(calls) {
+                continue;
+            }
+            let mark = crate::jobs::Interruption {
+                signal: signal.to_owned(),
+                at_us: wisp_runtime::now_us(),
+                completed,
+                calls: u64::from(calls),
+            };
+            let body =
+                serde_json::to_vec_pretty(&mark).map_err(|e| Error::Unsupported(e.to_string()))?;
+            let job = &tracker.spec.job_id;
+            self.storage
+                .put(
+                    &self.bucket,
+                    &crate::jobs::interrupted_key(job),
+                    Bytes::from(body),
+                )
+                .await?;
+            tracing::debug!(%job, completed, calls, "marked interrupted");
+            marked.push(job.clone());
+        }
+        self.stop().await?;
+        Ok(marked)
     }
 }
 

@@ -2,7 +2,13 @@
 //!
 //! A job stays in its bucket after its executor closes when the executor
 //! keeps its data (`wisp submit --keep`, `data_cleaner: false`) or when the
-//! run was cut short. Everything here reads the layout described in
+//! run was cut short. A client interrupted before its job finished (Ctrl-C)
+//! writes `interrupted.json` into the job's prefix (see [`Interruption`]),
+//! and the job lists as [`JobState::Interrupted`]. So does a job whose
+//! client is gone without a word (killed, crashed) while calls had no
+//! outcome: each job records its client in `client.json` ([`ClientInfo`]),
+//! and a client process that no longer runs on this machine is seen to be
+//! gone. Everything here reads the layout described in
 //! [`wisp_runtime::protocol`]: a listing of the `wisp/jobs/` prefix names
 //! every job and every status object at once, so listing all jobs costs one
 //! listing plus one read per spec and per status object.
@@ -10,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
 use wisp_runtime::protocol::{self, CallStatus, JobSpec};
 use wisp_storage::Storage;
 
@@ -63,6 +70,84 @@ pub enum JobsError {
     },
 }
 
+/// What a client records when it is interrupted before its job finished:
+/// the object [`interrupted_key`] of the job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interruption {
+    /// The signal, such as `SIGINT`.
+    pub signal: String,
+    /// When, in microseconds since the Unix epoch.
+    pub at_us: u64,
+    /// The calls with an outcome at that moment.
+    pub completed: u64,
+    /// The job's calls.
+    pub calls: u64,
+}
+
+/// The object that marks a job as interrupted.
+pub fn interrupted_key(job_id: &str) -> String {
+    format!("{}interrupted.json", protocol::job_prefix(job_id))
+}
+
+/// The process that submitted a job: the object [`client_key`] of the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// The machine's host name.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
+    /// When the process started, in clock ticks after boot (Linux's
+    /// `/proc/PID/stat`), which tells a reused pid from the original.
+    pub started: Option<u64>,
+}
+
+/// The object that names a job's client.
+pub fn client_key(job_id: &str) -> String {
+    format!("{}client.json", protocol::job_prefix(job_id))
+}
+
+impl ClientInfo {
+    /// This process.
+    pub fn this_process() -> Self {
+        let pid = std::process::id();
+        Self {
+            host: host_name(),
+            pid,
+            started: process_start(pid),
+        }
+    }
+
+    /// Whether the client no longer runs: `Some(true)` when it ran on this
+    /// machine and its process is gone (or its pid now belongs to another
+    /// process), `None` when this machine cannot tell (another host, or no
+    /// `/proc`).
+    pub fn is_gone(&self) -> Option<bool> {
+        if self.host != host_name() || !std::path::Path::new("/proc/self/stat").exists() {
+            return None;
+        }
+        Some(match process_start(self.pid) {
+            None => true,
+            Some(started) => self.started.is_some_and(|s| s != started),
+        })
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The start time of a running process, field 22 of `/proc/PID/stat`.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last `)`, which is followed by field 3.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// A job and the outcomes recorded for its calls.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -73,14 +158,20 @@ pub struct Job {
     pub spec: Option<JobSpec>,
     /// The recorded outcomes by call id, each call once.
     pub statuses: BTreeMap<String, CallStatus>,
+    /// Set when the client was interrupted before the job finished.
+    pub interrupted: Option<Interruption>,
+    /// The process that submitted the job, if it recorded itself.
+    pub client: Option<ClientInfo>,
 }
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
-    /// Some calls have no outcome yet (or never will: the run was
-    /// interrupted).
+    /// Some calls have no outcome yet.
     Running,
+    /// The client was interrupted (Ctrl-C) before every call succeeded, or
+    /// is gone while calls had no outcome: those calls will never get one.
+    Interrupted,
     /// Every call succeeded.
     Done,
     /// Every call has an outcome and some failed.
@@ -91,6 +182,7 @@ impl std::fmt::Display for JobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Running => "running",
+            Self::Interrupted => "interrupted",
             Self::Done => "done",
             Self::Failed => "failed",
         })
@@ -124,7 +216,16 @@ impl Job {
 
     /// Where the job stands.
     pub fn state(&self) -> JobState {
-        if self.pending() > 0 {
+        let client_gone = || {
+            self.client
+                .as_ref()
+                .is_some_and(|c| c.is_gone() == Some(true))
+        };
+        if self.succeeded() < self.total()
+            && (self.interrupted.is_some() || (self.pending() > 0 && client_gone()))
+        {
+            JobState::Interrupted
+        } else if self.pending() > 0 {
             JobState::Running
         } else if self.failed() > 0 {
             JobState::Failed
@@ -172,6 +273,8 @@ impl Job {
 #[derive(Default)]
 struct JobObjects {
     spec: Option<String>,
+    interrupted: Option<String>,
+    client: Option<String>,
     statuses: Vec<String>,
 }
 
@@ -192,6 +295,10 @@ fn group(keys: impl IntoIterator<Item = String>) -> BTreeMap<String, JobObjects>
         let objects = jobs.entry(job_id.to_owned()).or_default();
         if inside == "job.json" {
             objects.spec = Some(key);
+        } else if inside == "interrupted.json" {
+            objects.interrupted = Some(key);
+        } else if inside == "client.json" {
+            objects.client = Some(key);
         } else if inside.starts_with("status/") && inside.ends_with(".jsonl") {
             objects.statuses.push(key);
         }
@@ -216,6 +323,18 @@ async fn read(
                 })?,
             )
         }
+        None => None,
+    };
+    let interrupted = match &objects.interrupted {
+        // The marker's presence is what counts; its details are a bonus.
+        Some(key) => {
+            Some(serde_json::from_slice(&storage.get(bucket, key).await?).unwrap_or_default())
+        }
+        None => None,
+    };
+    let client = match &objects.client {
+        // Without a readable record, nothing can be told of the client.
+        Some(key) => serde_json::from_slice(&storage.get(bucket, key).await?).ok(),
         None => None,
     };
     let objects: Vec<Vec<CallStatus>> = futures::stream::iter(objects.statuses)
@@ -245,6 +364,8 @@ async fn read(
         job_id,
         spec,
         statuses,
+        interrupted,
+        client,
     })
 }
 
@@ -323,6 +444,7 @@ mod tests {
             "wisp/jobs/a-1/status/00004-y.jsonl",
             "wisp/jobs/a-1/output/00001.json",
             "wisp/jobs/b-2/status/00000-z.jsonl",
+            "wisp/jobs/b-2/interrupted.json",
             "wisp/jobs/stray",
         ];
         let jobs = group(keys.iter().map(|k| (*k).to_owned()));
@@ -330,6 +452,37 @@ mod tests {
         assert_eq!(jobs["a-1"].spec.as_deref(), Some("wisp/jobs/a-1/job.json"));
         assert_eq!(jobs["a-1"].statuses.len(), 2);
         assert!(jobs["b-2"].spec.is_none());
+        assert!(jobs["a-1"].interrupted.is_none());
+        assert_eq!(
+            jobs["b-2"].interrupted.as_deref(),
+            Some("wisp/jobs/b-2/interrupted.json")
+        );
+    }
+
+    #[test]
+    fn a_client_is_gone_when_its_process_is() {
+        let me = ClientInfo::this_process();
+        assert!(me.started.is_some(), "{me:?}");
+        assert_eq!(me.is_gone(), Some(false));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("`true` runs");
+        let pid = child.id();
+        child.wait().expect("reaped");
+        let dead = ClientInfo { pid, ..me.clone() };
+        assert_eq!(dead.is_gone(), Some(true));
+        // The same pid started at another time is another process.
+        let reused = ClientInfo {
+            started: me.started.map(|s| s + 1),
+            ..me.clone()
+        };
+        assert_eq!(reused.is_gone(), Some(true));
+        let elsewhere = ClientInfo {
+            host: format!("{}-elsewhere", me.host),
+            pid,
+            ..me
+        };
+        assert_eq!(elsewhere.is_gone(), None);
     }
 
     #[test]

@@ -178,6 +178,11 @@ impl JobTracker {
         self.statuses.get(index as usize).and_then(OnceLock::get)
     }
 
+    /// How many calls have an outcome.
+    pub(crate) fn completed(&self) -> usize {
+        *self.completed.borrow()
+    }
+
     pub(crate) fn subscribe(&self) -> watch::Receiver<usize> {
         self.completed.subscribe()
     }

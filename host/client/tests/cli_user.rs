@@ -23,6 +23,11 @@ impl Setup {
 
     /// Runs `wisp` from the repository root with this set-up.
     fn wisp(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args, env).output().expect("wisp runs")
+    }
+
+    /// The command line of `wisp` with this set-up, to run or spawn.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wisp"));
         command
             .args(args)
@@ -35,7 +40,7 @@ impl Setup {
             }
         }
         command.envs(env.iter().copied());
-        command.output().expect("wisp runs")
+        command
     }
 
     /// `wisp submit --keep` of the faults fixture; returns the job's id.
@@ -145,6 +150,16 @@ fn jobs_counts_calls_without_an_outcome_as_pending() {
         .join("status");
     assert!(status.is_dir(), "statuses at {}", status.display());
     std::fs::remove_dir_all(&status).expect("remove statuses");
+    // Its client, the `wisp submit` above, is gone: the job will never
+    // finish.
+    let gone = stdout(&setup.wisp(&["jobs"], &[]));
+    assert_eq!(
+        row(&gone, &job)[2..7],
+        ["interrupted", "3", "0", "0", "3"],
+        "{gone}"
+    );
+    // Without the record of its client, nothing says it stopped.
+    std::fs::remove_file(status.with_file_name("client.json")).expect("remove client.json");
     let running = stdout(&setup.wisp(&["jobs"], &[]));
     assert_eq!(
         row(&running, &job)[2..7],
@@ -313,7 +328,28 @@ fn config_show_masks_secrets_and_shows_overrides() {
         "{text}"
     );
     assert!(text.contains("WISP_WORKERS"), "{text}");
-    assert!(text.contains("workers: 5\n"), "{text}");
+    assert!(
+        text.contains("\n  workers: 5  # from WISP_WORKERS\n"),
+        "{text}"
+    );
+    // Values neither the file nor the environment set are marked.
+    assert!(
+        text.contains("\n  backend: localhost  # default\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  runtime_memory: 256  # default\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  create_bucket: false  # default\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n  max_memory: 512  # default\n"), "{text}");
+    assert!(
+        text.contains("\n  endpoint: http://127.0.0.1:9000\n"),
+        "{text}"
+    );
     assert!(text.contains("access_key_id: user-id\n"), "{text}");
     assert!(text.contains("docker_user: me\n"), "{text}");
     // What it prints is a config wisp reads back.
@@ -326,4 +362,300 @@ fn config_show_masks_secrets_and_shows_overrides() {
     let back = again.wisp(&["config", "show"], &[]);
     assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
     assert!(stdout(&back).contains("workers: 5\n"), "{}", stdout(&back));
+}
+
+/// An OpenWhisk set-up whose endpoint nothing answers: any request fails
+/// with a connection error, so an error about memory proves wisp refused
+/// the value itself, before any request.
+const DEAD_OPENWHISK: &str = "openwhisk:\n  endpoint: http://127.0.0.1:9\n  \
+     api_key: 23bc46b1-71f6-4ed5-8c54-816aa4f8c502:\
+     0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
+
+#[test]
+fn openwhisk_memory_outside_the_platform_range_is_refused_by_wisp() {
+    let setup = Setup::new(DEAD_OPENWHISK);
+    let config = setup.dir.path().join("config.yaml");
+    let submit = setup.wisp(
+        &[
+            "submit",
+            "tests/guests/faults",
+            "--function",
+            "noop",
+            "--args",
+            "null",
+            "--memory",
+            "64",
+            "-b",
+            "openwhisk",
+        ],
+        &[],
+    );
+    assert_eq!(submit.status.code(), Some(2), "{}", stderr(&submit));
+    let err = stderr(&submit);
+    assert!(
+        err.starts_with(
+            "error: --memory is 64 MB, but OpenWhisk accepts an action memory of 128 to 512 MB: \
+             give a value from 128 to 512 (such as 128)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "set `min_memory` and `max_memory` in the `openwhisk` section of {}",
+            config.display()
+        )),
+        "{err}"
+    );
+    // Nothing was stored either.
+    assert!(!setup.dir.path().join("storage").exists());
+
+    let deploy = setup.wisp(
+        &[
+            "runtime",
+            "deploy",
+            "default",
+            "--memory",
+            "1024",
+            "-b",
+            "openwhisk",
+        ],
+        &[],
+    );
+    assert_eq!(deploy.status.code(), Some(2), "{}", stderr(&deploy));
+    assert!(
+        stderr(&deploy).starts_with(
+            "error: --memory is 1024 MB, but OpenWhisk accepts an action memory of 128 to 512 MB"
+        ),
+        "{}",
+        stderr(&deploy)
+    );
+
+    // The same value from the file names its key.
+    let from_file = Setup::new(&format!("{DEAD_OPENWHISK}  runtime_memory: 32\n"));
+    let out = from_file.wisp(
+        &[
+            "submit",
+            "tests/guests/faults",
+            "--function",
+            "noop",
+            "--args",
+            "null",
+            "-b",
+            "openwhisk",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: openwhisk.runtime_memory is 32 MB"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A deployment that allows more: the value passes wisp's check and the
+    // request fails at the dead endpoint instead.
+    let raised = Setup::new(&format!("{DEAD_OPENWHISK}  max_memory: 2048\n"));
+    let out = raised.wisp(
+        &[
+            "runtime",
+            "deploy",
+            "default",
+            "--memory",
+            "1024",
+            "-b",
+            "openwhisk",
+        ],
+        &[],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("accepts an action memory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("127.0.0.1:9"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_broken_config_file_names_the_file_line_and_key() {
+    let setup = Setup::new("localhost:\n  workers: four\n");
+    let out = setup.wisp(&["config", "show"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let config = setup.dir.path().join("config.yaml");
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!(
+            "error: in the config file {}, `localhost.workers` (line 2, column 12) is the text \
+             \"four\"; expected a whole number of workers, 1 to 4096",
+            config.display()
+        )
+    );
+    let typo = Setup::new("wisp:\n  bakend: openwhisk\n");
+    let out = typo.wisp(&["jobs"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("unknown key `wisp.bakend` (line 2, column 3): did you mean `wisp.backend`?"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `wisp submit` of 16 calls of 1.5 s on 2 workers (12 s uninterrupted),
+/// spawned; returns once the first result is out, so the job is in storage
+/// and under way, with the child and a thread that collects its stderr.
+fn spawn_slow_map(setup: &Setup) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let inputs = format!("[{}]", vec!["1500"; 16].join(","));
+    let mut child = setup
+        .command(
+            &[
+                "submit",
+                "tests/guests/faults",
+                "--function",
+                "sleep_ms",
+                "--map-json",
+                &inputs,
+            ],
+            &[],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wisp starts");
+    let child_out = child.stdout.take().expect("stdout");
+    let mut stderr_pipe = child.stderr.take().expect("stderr");
+    let (lines, results) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(child_out).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text);
+        text
+    });
+    // The build of the guest may come first.
+    let first = results
+        .recv_timeout(Duration::from_secs(300))
+        .expect("a first result");
+    assert_eq!(first, "1500");
+    (child, errors)
+}
+
+/// Waits up to 30 s for `child` to exit.
+fn exit_of(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "wisp did not exit after the signal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Ctrl-C during a map: the CLI exits with 130, the job stays in storage
+/// marked interrupted, and `wisp clean` removes it.
+#[test]
+fn ctrl_c_keeps_the_job_listable_as_interrupted_and_cleanable() {
+    let setup = Setup::new("localhost:\n  workers: 2\n");
+    let (mut child, errors) = spawn_slow_map(&setup);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = exit_of(&mut child);
+    let err = errors.join().expect("stderr read");
+    assert_eq!(status.code(), Some(130), "{err}");
+    let job = err
+        .lines()
+        .find_map(|line| line.strip_prefix("job "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no kept job in: {err}"))
+        .to_owned();
+    assert!(
+        err.contains(&format!("job {job} (interrupted) is kept"))
+            && err.contains(&format!("`wisp logs {job}` shows its calls"))
+            && err.contains("`wisp clean` removes it"),
+        "{err}"
+    );
+    let marker = setup
+        .dir
+        .path()
+        .join("storage/wisp-data/wisp/jobs")
+        .join(&job)
+        .join("interrupted.json");
+    let mark: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).expect("the marker")).expect("JSON");
+    assert_eq!(mark["signal"], "SIGINT");
+    assert_eq!(mark["calls"], 16);
+
+    let listing = stdout(&setup.wisp(&["jobs"], &[]));
+    let columns = row(&listing, &job);
+    assert_eq!(
+        columns[1..4],
+        ["sleep_ms", "interrupted", "16"],
+        "{listing}"
+    );
+    let ok: usize = columns[4].parse().expect("a count");
+    let pending: usize = columns[6].parse().expect("a count");
+    assert!(ok >= 1 && pending >= 1, "{listing}");
+    let logs = setup.wisp(&["logs", &job], &[]);
+    assert_eq!(logs.status.code(), Some(0), "{}", stderr(&logs));
+    assert!(
+        stdout(&logs).starts_with("--- call 00000: ok ---"),
+        "{}",
+        stdout(&logs)
+    );
+
+    let clean = setup.wisp(&["clean"], &[]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    let after = setup.wisp(&["jobs"], &[]);
+    assert_eq!(stdout(&after), "", "{}", stderr(&after));
+    assert!(!marker.exists());
+}
+
+/// A client killed outright (SIGKILL) writes nothing: `wisp jobs` still
+/// sees that the job's client is gone.
+#[test]
+fn a_job_whose_client_was_killed_lists_as_interrupted() {
+    let setup = Setup::new("localhost:\n  workers: 2\n");
+    let (mut child, _errors) = spawn_slow_map(&setup);
+    let listing = stdout(&setup.wisp(&["jobs"], &[]));
+    let job = listing
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no job listed:\n{listing}"))
+        .to_owned();
+    assert_eq!(row(&listing, &job)[2], "running", "{listing}");
+    let kill = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    assert_eq!(exit_of(&mut child).code(), None, "killed by a signal");
+    let listing = stdout(&setup.wisp(&["jobs"], &[]));
+    let columns = row(&listing, &job);
+    assert_eq!(
+        columns[1..4],
+        ["sleep_ms", "interrupted", "16"],
+        "{listing}"
+    );
+    let pending: usize = columns[6].parse().expect("a count");
+    assert!(pending >= 1, "{listing}");
+    let clean = setup.wisp(&["clean"], &[]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    assert_eq!(stdout(&setup.wisp(&["jobs"], &[])), "");
 }

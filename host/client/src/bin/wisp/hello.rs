@@ -44,7 +44,7 @@ impl Hello {
     pub async fn run(self) -> Result<(), Failure> {
         let mut config = Config::load()?;
         if let Some(backend) = self.backend {
-            config.backend = backend;
+            config.use_backend(backend);
         }
         if let Some(storage) = self.storage {
             config.storage = storage;

@@ -31,7 +31,7 @@ impl Place {
             config.storage = storage;
         }
         if let Some(backend) = self.backend {
-            config.backend = backend;
+            config.use_backend(backend);
         }
         config.check()?;
         let storage = wisp::storage::connect(&config).await?;

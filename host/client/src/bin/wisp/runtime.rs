@@ -31,7 +31,7 @@ impl Target {
     fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load()?;
         if let Some(backend) = self.backend {
-            config.backend = backend;
+            config.use_backend(backend);
         }
         if let Some(storage) = self.storage {
             config.storage = storage;
@@ -84,8 +84,10 @@ enum Action {
         /// The image, or `default`.
         #[arg(default_value = DEFAULT_RUNTIME)]
         image: String,
-        /// Memory of each container, in MB (default: runtime_memory).
-        #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(128..=4096))]
+        /// Memory of each container, in MB (default: runtime_memory), within
+        /// the platform's range: openwhisk.min_memory to max_memory (128 to
+        /// 512 unless set).
+        #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..=4096))]
         memory: Option<u64>,
         /// Time limit of each activation, in seconds (default:
         /// runtime_timeout).
@@ -124,6 +126,9 @@ impl RuntimeCommand {
                 let mut config = config;
                 if let Some(timeout) = timeout {
                     config.runtime_timeout = Duration::from_secs(timeout);
+                }
+                if let Some(memory) = memory {
+                    config.check_openwhisk_memory(memory, "--memory")?;
                 }
                 let memory = memory.unwrap_or(config.runtime_memory);
                 let image = runtime::resolve_image(&config, Some(&image));

@@ -59,7 +59,9 @@ pub struct Submit {
     /// After the map, call this function once with the array of results.
     #[arg(long, value_name = "FUNCTION")]
     reduce: Option<String>,
-    /// Memory limit of each call, in MB (1 to 4096).
+    /// Memory limit of each call, in MB (1 to 4096; on OpenWhisk, the
+    /// platform's range: openwhisk.min_memory to max_memory, 128 to 512
+    /// unless set).
     #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     memory: Option<u64>,
     /// Time limit of each call, in seconds (1 to 86400).
@@ -96,6 +98,17 @@ impl Submit {
             (None, Some(count)) => Some(Chunking::Count(count)),
             (None, None) => None,
         };
+        if let Some(memory) = self.memory {
+            // OpenWhisk refuses a memory outside its range; say so before
+            // anything is built, stored or sent.
+            let mut config = wisp::Config::load()?;
+            if let Some(backend) = self.backend {
+                config.use_backend(backend);
+            }
+            if config.backend == wisp::config::BackendKind::Openwhisk {
+                config.check_openwhisk_memory(memory, "--memory")?;
+            }
+        }
         let mut builder = FunctionExecutor::builder();
         if let Some(backend) = self.backend {
             builder.backend(backend);
@@ -120,19 +133,18 @@ impl Submit {
             .retry_function_errors(self.retry_function_errors);
         let exec = builder.build().await?;
         let mut calls = Vec::new();
+        let mut signal = None;
         let mut outcome = tokio::select! {
             outcome = self.run_on(&exec, chunking, &mut calls) => outcome,
-            _ = interrupted() => {
-                eprintln!(
-                    "interrupted: cancelling the job's calls{}",
-                    if exec.config().data_cleaner { " and removing the job's data" } else { "" }
-                );
+            name = interrupted() => {
+                signal = Some(name);
                 Err(Failure::Interrupted)
             }
         };
-        if let Some(dir) = &self.plots
-            && !matches!(outcome, Err(Failure::Interrupted))
-        {
+        if let Some(signal) = signal {
+            return self.keep_interrupted(exec, signal).await;
+        }
+        if let Some(dir) = &self.plots {
             match wisp::plots::write_job_plots(&calls, dir) {
                 Ok(files) => eprintln!(
                     "wrote the timeline, histogram and calls.csv of {} calls to {}",
@@ -162,6 +174,46 @@ impl Submit {
         }
         exec.close().await?;
         outcome
+    }
+
+    /// After Ctrl-C: marks the unfinished jobs as interrupted, keeps every
+    /// job's data, and says how to look at it and remove it.
+    async fn keep_interrupted(
+        &self,
+        exec: FunctionExecutor,
+        signal: &'static str,
+    ) -> Result<(), Failure> {
+        eprintln!("interrupted ({signal}): cancelling the job's calls");
+        let jobs = exec.jobs();
+        let bucket = exec.bucket().to_owned();
+        let place = exec.storage().describe();
+        let marked = match exec.interrupt(signal).await {
+            Ok(marked) => marked,
+            Err(e) => {
+                eprintln!("error: cannot record the interruption in storage: {e}");
+                Vec::new()
+            }
+        };
+        if jobs.is_empty() {
+            eprintln!("no job was submitted yet: nothing is kept");
+        }
+        let flags = self
+            .storage
+            .map(|storage| format!(" -s {storage}"))
+            .unwrap_or_default();
+        for job in &jobs {
+            let state = if marked.contains(job) {
+                "interrupted"
+            } else {
+                "finished"
+            };
+            eprintln!(
+                "job {job} ({state}) is kept in bucket `{bucket}` of {place}: \
+                 `wisp logs {job}{flags}` shows its calls, `wisp clean{flags}` removes it \
+                 (with every other job's data)"
+            );
+        }
+        Err(Failure::Interrupted)
     }
 
     /// Runs the job; `calls` collects its calls (the map's, then the
@@ -372,8 +424,9 @@ impl Submit {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM; a second signal exits at once.
-async fn interrupted() {
+/// Resolves on Ctrl-C or SIGTERM, with the signal's name; a second Ctrl-C
+/// exits at once.
+async fn interrupted() -> &'static str {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let term = async {
@@ -384,16 +437,17 @@ async fn interrupted() {
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    let name = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = term => "SIGTERM",
+    };
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("interrupted again: exiting now");
             std::process::exit(130);
         }
     });
+    name
 }
 
 enum Inputs {
