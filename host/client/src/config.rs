@@ -9,6 +9,8 @@
 //!   backend: localhost        # where calls run
 //!   storage: localhost        # where jobs meet
 //!   data_cleaner: true        # remove a job's data when its executor closes
+//!   retries: 0                # run a call the infrastructure failed again, up to N times
+//!   retry_function_errors: false  # with retries, also rerun calls that failed by themselves
 //! localhost:
 //!   workers: 8                # calls at once; default: one per core
 //!   runtime_memory: 256       # MB per call
@@ -39,7 +41,7 @@
 //! ```
 //!
 //! Each key can be overridden by an environment variable: `WISP_BACKEND`,
-//! `WISP_STORAGE`, `WISP_DATA_CLEANER`, `WISP_WORKERS`,
+//! `WISP_STORAGE`, `WISP_DATA_CLEANER`, `WISP_RETRIES`, `WISP_WORKERS`,
 //! `WISP_RUNTIME_MEMORY`, `WISP_RUNTIME_TIMEOUT`, `WISP_STORAGE_DIR`,
 //! `WISP_STORAGE_BUCKET`, and for OpenWhisk `WISP_OPENWHISK_ENDPOINT`,
 //! `WISP_OPENWHISK_NAMESPACE`, `WISP_OPENWHISK_API_KEY`, `WISP_RUNTIME`,
@@ -125,6 +127,8 @@ pub struct Config {
     pub storage: StorageKind,
     /// Whether an executor removes its jobs' data when it closes.
     pub data_cleaner: bool,
+    /// Runs a failed call may get after its first, and for which failures.
+    pub retry: crate::RetryPolicy,
     /// How many calls the localhost backend runs at once.
     pub workers: usize,
     /// Memory limit of each call, in MB (2^20 bytes).
@@ -192,6 +196,7 @@ impl Default for Config {
             backend: BackendKind::Localhost,
             storage: StorageKind::Localhost,
             data_cleaner: true,
+            retry: crate::RetryPolicy::default(),
             workers: default_workers(),
             runtime_memory: DEFAULT_RUNTIME_MEMORY,
             runtime_timeout: Duration::from_secs(DEFAULT_RUNTIME_TIMEOUT),
@@ -454,6 +459,8 @@ struct WispSection {
     backend: Option<BackendKind>,
     storage: Option<StorageKind>,
     data_cleaner: Option<bool>,
+    retries: Option<u32>,
+    retry_function_errors: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -544,10 +551,15 @@ impl Config {
             backend,
             storage,
             data_cleaner,
+            retries,
+            retry_function_errors,
         } = file.wisp;
         config.backend = backend.unwrap_or(config.backend);
         config.storage = storage.unwrap_or(config.storage);
         config.data_cleaner = data_cleaner.unwrap_or(config.data_cleaner);
+        config.retry.retries = retries.unwrap_or(config.retry.retries);
+        config.retry.function_errors =
+            retry_function_errors.unwrap_or(config.retry.function_errors);
         let local = file.localhost;
         config.workers = local.workers.unwrap_or(config.workers);
         config.runtime_memory = local.runtime_memory.unwrap_or(config.runtime_memory);
@@ -626,6 +638,9 @@ impl Config {
         }
         if let Some(v) = var("WISP_DATA_CLEANER") {
             self.data_cleaner = parse("WISP_DATA_CLEANER", v, "`true` or `false`")?;
+        }
+        if let Some(v) = var("WISP_RETRIES") {
+            self.retry.retries = parse("WISP_RETRIES", v, "a whole number of retries, 0 to 99")?;
         }
         fn ranged(
             var: &'static str,
@@ -723,6 +738,17 @@ impl Config {
                     "a whole number of workers, 1 to {}; found {}",
                     WORKERS_RANGE.end(),
                     self.workers
+                ),
+            });
+        }
+        if self.retry.retries > crate::MAX_RETRIES {
+            return Err(ConfigError::Value {
+                key: self.setting("wisp.retries"),
+                place: place(),
+                expected: format!(
+                    "a whole number of retries, 0 to {}; found {}",
+                    crate::MAX_RETRIES,
+                    self.retry.retries
                 ),
             });
         }
@@ -860,10 +886,11 @@ impl Config {
 }
 
 /// The environment variables that override keys of the file.
-pub const ENV_OVERRIDES: [&str; 17] = [
+pub const ENV_OVERRIDES: [&str; 18] = [
     "WISP_BACKEND",
     "WISP_STORAGE",
     "WISP_DATA_CLEANER",
+    "WISP_RETRIES",
     "WISP_WORKERS",
     "WISP_RUNTIME_MEMORY",
     "WISP_RUNTIME_TIMEOUT",
@@ -881,10 +908,11 @@ pub const ENV_OVERRIDES: [&str; 17] = [
 ];
 
 /// The key each environment override sets.
-const ENV_KEYS: [(&str, &str); 15] = [
+const ENV_KEYS: [(&str, &str); 16] = [
     ("WISP_BACKEND", "wisp.backend"),
     ("WISP_STORAGE", "wisp.storage"),
     ("WISP_DATA_CLEANER", "wisp.data_cleaner"),
+    ("WISP_RETRIES", "wisp.retries"),
     ("WISP_WORKERS", "localhost.workers"),
     ("WISP_RUNTIME_MEMORY", "localhost.runtime_memory"),
     ("WISP_RUNTIME_TIMEOUT", "localhost.runtime_timeout"),
@@ -936,6 +964,12 @@ impl Config {
         put(&mut wisp, "backend", self.backend.to_string());
         put(&mut wisp, "storage", self.storage.to_string());
         put(&mut wisp, "data_cleaner", self.data_cleaner);
+        put(&mut wisp, "retries", u64::from(self.retry.retries));
+        put(
+            &mut wisp,
+            "retry_function_errors",
+            self.retry.function_errors,
+        );
         put(&mut root, "wisp", wisp);
         let mut local = Mapping::new();
         put(&mut local, "workers", self.workers as u64);
@@ -1046,6 +1080,8 @@ fn keys_of(section: &str) -> &'static [(&'static str, &'static str)] {
             ("backend", "`localhost` or `openwhisk`"),
             ("storage", "`localhost`, `minio`, `aws_s3` or `ceph`"),
             ("data_cleaner", BOOL),
+            ("retries", "a whole number of retries, 0 to 99"),
+            ("retry_function_errors", BOOL),
         ],
         "localhost" => &[
             ("workers", "a whole number of workers, 1 to 4096"),
@@ -1518,6 +1554,37 @@ mod tests {
                 "`workers` is a key of the `localhost` section; indent it under `localhost:`"
             ),
             "{top}"
+        );
+    }
+
+    #[test]
+    fn retries_come_from_the_file_or_the_environment_within_their_range() {
+        let config = Config::from_yaml("wisp:\n  retries: 2\n  retry_function_errors: true\n")
+            .expect("valid");
+        assert_eq!(
+            config.retry,
+            crate::RetryPolicy {
+                retries: 2,
+                function_errors: true
+            }
+        );
+        assert_eq!(Config::default().retry.retries, 0);
+        let mut env = Config::default();
+        env.apply_env(|var| (var == "WISP_RETRIES").then(|| "3".to_owned()))
+            .expect("a number");
+        assert_eq!(env.retry.retries, 3);
+        let words = Config::from_yaml("wisp:\n  retries: many\n").expect_err("text");
+        assert!(
+            words.contains("`wisp.retries`")
+                && words.contains("a whole number of retries, 0 to 99"),
+            "{words}"
+        );
+        let mut many = Config::default();
+        many.retry.retries = 500;
+        let err = many.check().expect_err("too many").to_string();
+        assert!(
+            err.contains("wisp.retries") && err.contains("found 500"),
+            "{err}"
         );
     }
 

@@ -18,7 +18,7 @@ use wisp_storage::Storage;
 use crate::config::{BackendKind, Config, StorageKind};
 use crate::localhost::{JobRun, LocalhostBackend};
 use crate::openwhisk::backend::OpenWhiskBackend;
-use crate::tracker::{JobTracker, RetryPolicy};
+use crate::tracker::JobTracker;
 use crate::{CallFailure, Error, Result};
 
 /// A module ready to be called: built, read and checked.
@@ -208,7 +208,8 @@ pub struct ExecutorBuilder {
     keep_job_data: Option<bool>,
     storage: Option<StorageKind>,
     backend: Option<BackendKind>,
-    retry: RetryPolicy,
+    retries: Option<u32>,
+    retry_function_errors: Option<bool>,
 }
 
 impl ExecutorBuilder {
@@ -260,20 +261,21 @@ impl ExecutorBuilder {
         self
     }
 
-    /// Runs a failed call again, up to `retries` more times, when the
-    /// infrastructure failed it (its activation was lost, its worker could
-    /// not load the module or reach storage). Default: 0, every failure
-    /// is final. A call's [`CallFuture::attempts`] says how many runs it
+    /// Runs a failed call again, up to `retries` more times (at most
+    /// [`MAX_RETRIES`]), when the infrastructure failed it (its activation
+    /// was lost, its worker could not load the module or reach storage);
+    /// overrides `wisp.retries`, whose default 0 makes every failure
+    /// final. A call's [`CallFuture::attempts`] says how many runs it
     /// took.
     pub fn retries(&mut self, retries: u32) -> &mut Self {
-        self.retry.retries = retries.min(MAX_RETRIES);
+        self.retries = Some(retries);
         self
     }
 
     /// With [`retries`](Self::retries), also runs again a call that failed
     /// by itself: an error it returned, a panic, a time or memory limit.
     pub fn retry_function_errors(&mut self, retry: bool) -> &mut Self {
-        self.retry.function_errors = retry;
+        self.retry_function_errors = Some(retry);
         self
     }
 
@@ -317,8 +319,14 @@ impl ExecutorBuilder {
         if let Some(backend) = self.backend {
             config.use_backend(backend);
         }
+        if let Some(retries) = self.retries {
+            config.retry.retries = retries;
+        }
+        if let Some(retry) = self.retry_function_errors {
+            config.retry.function_errors = retry;
+        }
         config.check()?;
-        FunctionExecutor::start(config, self.retry).await
+        FunctionExecutor::start(config).await
     }
 }
 
@@ -353,7 +361,6 @@ pub struct FunctionExecutor {
     runs: Mutex<Vec<Arc<JobRun>>>,
     uploaded: Mutex<HashSet<Digest>>,
     progress: Arc<watch::Sender<u64>>,
-    retry: RetryPolicy,
     closed: bool,
 }
 
@@ -380,11 +387,12 @@ impl FunctionExecutor {
             keep_job_data: None,
             storage: None,
             backend: None,
-            retry: RetryPolicy::default(),
+            retries: None,
+            retry_function_errors: None,
         }
     }
 
-    async fn start(config: Config, retry: RetryPolicy) -> Result<Self> {
+    async fn start(config: Config) -> Result<Self> {
         let storage = crate::storage::open(&config).await?;
         let bucket = config.bucket();
         let engine = Arc::new(Engine::new(EngineConfig {
@@ -426,7 +434,6 @@ impl FunctionExecutor {
             runs: Mutex::new(Vec::new()),
             uploaded: Mutex::new(HashSet::new()),
             progress: Arc::new(watch::Sender::new(0)),
-            retry,
             closed: false,
         })
     }
@@ -690,7 +697,11 @@ impl FunctionExecutor {
             .unwrap_or_else(PoisonError::into_inner)
             .push(spec.job_id.clone());
         tracing::debug!(job = %spec.job_id, function, calls, "submitting job");
-        let tracker = Arc::new(JobTracker::new(spec, self.retry, self.progress.clone()));
+        let tracker = Arc::new(JobTracker::new(
+            spec,
+            self.config.retry,
+            self.progress.clone(),
+        ));
         let run = Arc::new(JobRun {
             tracker: tracker.clone(),
             args,

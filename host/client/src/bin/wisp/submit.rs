@@ -71,13 +71,14 @@ pub struct Submit {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     workers: Option<u64>,
     /// Run a call again, up to this many more times, when the
-    /// infrastructure failed it (a lost activation, storage out of reach).
-    #[arg(long, value_name = "N", default_value_t = 0,
+    /// infrastructure failed it (a lost activation, storage out of reach)
+    /// (default: the config's `wisp.retries`, 0).
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=wisp::MAX_RETRIES as i64))]
-    retries: u32,
-    /// With --retries, also run again calls that failed by themselves
+    retries: Option<u32>,
+    /// With retries, also run again calls that failed by themselves
     /// (an error, a panic, a time or memory limit).
-    #[arg(long, requires = "retries")]
+    #[arg(long)]
     retry_function_errors: bool,
     /// Keep the job's data in storage afterwards, and print where it is.
     #[arg(long)]
@@ -128,9 +129,12 @@ impl Submit {
         if self.keep {
             builder.keep_job_data(true);
         }
-        builder
-            .retries(self.retries)
-            .retry_function_errors(self.retry_function_errors);
+        if let Some(retries) = self.retries {
+            builder.retries(retries);
+        }
+        if self.retry_function_errors {
+            builder.retry_function_errors(true);
+        }
         let exec = builder.build().await?;
         let mut calls = Vec::new();
         let mut signal = None;
