@@ -5,4 +5,5 @@ mod calls;
 mod data;
 mod modules;
 mod openwhisk;
+mod sandbox;
 mod storage;
