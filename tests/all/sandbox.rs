@@ -644,3 +644,35 @@ async fn raw_wasi_calls_find_no_preopened_directory() {
     next_call_runs(&exec).await;
     exec.close().await.expect("close");
 }
+
+/// What no call could be given, whatever its limit (a 64-bit memory of
+/// 64 GiB, a second memory, a table of ten million entries), is refused
+/// when the module is loaded, before any job.
+#[tokio::test(flavor = "multi_thread")]
+async fn memories_and_tables_past_the_engine_are_refused_at_load() {
+    let (_dir, exec) = executor(256).await;
+    for (name, text, says) in [
+        (
+            "memory64",
+            r#"(module (memory (export "memory") i64 1048576) (func (export "_start")))"#,
+            "minimum byte size of 68719476736",
+        ),
+        (
+            "two memories",
+            r#"(module (memory 1) (memory (export "memory") 1) (func (export "_start")))"#,
+            "defined memories count of 2",
+        ),
+        (
+            "table",
+            r#"(module (table 10000000 funcref) (func (export "_start")))"#,
+            "minimum element size of 10000000",
+        ),
+    ] {
+        let err = exec.function_from_bytes(name, wat(text)).expect_err(name);
+        let message = err.to_string();
+        assert!(message.contains(says), "{name}: {message}");
+        assert!(message.contains("exceeds the"), "{name}: {message}");
+    }
+    next_call_runs(&exec).await;
+    exec.close().await.expect("close");
+}
