@@ -676,3 +676,105 @@ async fn memories_and_tables_past_the_engine_are_refused_at_load() {
     next_call_runs(&exec).await;
     exec.close().await.expect("close");
 }
+
+/// Flips a byte in the middle of the module stored under `digest`, and
+/// returns the bytes it had.
+async fn alter_stored_module(exec: &FunctionExecutor, digest: &wisp_engine::Digest) -> Vec<u8> {
+    let key = wisp_runtime::protocol::module_key(digest);
+    let storage = exec.storage();
+    let original = storage.get(exec.bucket(), &key).await.expect("stored");
+    let mut altered = original.to_vec();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 0xff;
+    storage
+        .put(exec.bucket(), &key, altered.into())
+        .await
+        .expect("alter");
+    original.to_vec()
+}
+
+/// A worker on a fresh engine (as in another process) refuses a module
+/// whose stored bytes no longer hash to the digest in its key; the
+/// executor that stored it runs on, and the next executor on that storage
+/// stores the module again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_module_altered_under_its_digest_is_refused() {
+    use std::sync::Arc;
+    use wisp_engine::{Engine, EngineConfig};
+    use wisp_runtime::Worker;
+    use wisp_runtime::protocol::{JobSpec, job_spec_key, module_key};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let build = || async {
+        FunctionExecutor::builder()
+            .storage_dir(dir.path())
+            .keep_job_data(true)
+            .workers(1)
+            .build()
+            .await
+    };
+    let exec = build().await.expect("executor");
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let fut = exec.call_async(&f, "add", (1, 2)).await.expect("submit");
+    assert_eq!(exec.get_result::<i64>(&fut).await.expect("runs"), 3);
+    let original = alter_stored_module(&exec, &f.digest()).await;
+
+    let storage = exec.storage().clone();
+    let bucket = exec.bucket().to_owned();
+    let spec = storage
+        .get(&bucket, &job_spec_key(fut.job_id()))
+        .await
+        .expect("job spec");
+    let spec: JobSpec = serde_json::from_slice(&spec).expect("a job spec");
+    let engine = Arc::new(
+        Engine::new(EngineConfig {
+            instance_slots: 2,
+            ..EngineConfig::default()
+        })
+        .expect("engine"),
+    );
+    let worker = Arc::new(Worker::new(
+        engine,
+        storage.clone(),
+        bucket.clone(),
+        tokio::runtime::Handle::current(),
+        "another process",
+    ));
+    let load = {
+        let (worker, spec) = (worker.clone(), spec.clone());
+        move || worker.module(&spec).map(drop).map_err(|e| e.to_string())
+    };
+    let message = tokio::task::spawn_blocking(load.clone())
+        .await
+        .expect("joins")
+        .expect_err("altered");
+    assert!(
+        message.contains(&format!(
+            "module {} in storage has been altered",
+            f.digest()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("refusing to run it"), "{message}");
+    assert!(message.contains("delete the object"), "{message}");
+
+    // The executor that stored the module holds its own compiled copy.
+    next_call_runs(&exec).await;
+    exec.close().await.expect("close");
+
+    // A new executor checks the stored copy once and replaces it.
+    let exec = build().await.expect("executor");
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let fut = exec.call_async(&f, "add", (2, 3)).await.expect("submit");
+    assert_eq!(exec.get_result::<i64>(&fut).await.expect("runs"), 5);
+    let key = module_key(&f.digest());
+    assert_eq!(
+        storage.get(&bucket, &key).await.expect("stored")[..],
+        original[..]
+    );
+    tokio::task::spawn_blocking(load)
+        .await
+        .expect("joins")
+        .expect("the module is whole again");
+    exec.close().await.expect("close");
+}
