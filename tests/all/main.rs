@@ -6,4 +6,5 @@ mod data;
 mod modules;
 mod openwhisk;
 mod retries;
+mod sandbox;
 mod storage;

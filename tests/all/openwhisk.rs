@@ -466,3 +466,62 @@ async fn bursts_of_429_and_503_slow_a_job_down_and_lose_nothing() {
     exec.close().await.expect("close");
     emulator.shutdown().await;
 }
+
+/// The action server reads a job's module from storage and checks it
+/// against its digest: a module altered there after the executor stored
+/// it fails the calls of a fresh container, saying so, and once the object
+/// is whole again the next call runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_refuses_a_module_altered_in_storage() {
+    let emulator = Emulator::start(EmulatorConfig {
+        invoker: Invoker::Process {
+            binary: action_binary(),
+        },
+        idle_timeout: Duration::from_secs(1),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("the emulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exec = executor(config(&emulator, dir.path())).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let fut = exec.call_async(&f, "add", (1, 2)).await.expect("submit");
+    assert_eq!(exec.get_result::<i64>(&fut).await.expect("runs"), 3);
+
+    let storage = exec.storage().clone();
+    let bucket = exec.bucket().to_owned();
+    let key = wisp_runtime::protocol::module_key(&f.digest());
+    let original = storage.get(&bucket, &key).await.expect("stored");
+    let mut altered = original.to_vec();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 0xff;
+    storage
+        .put(&bucket, &key, altered.into())
+        .await
+        .expect("alter");
+    // The warm container compiled the module before; wait until it has
+    // gone idle and been removed, so the next one reads storage.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !action_pids(&emulator).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the container stays");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let fut = exec.call_async(&f, "add", (2, 3)).await.expect("submit");
+    let err = exec.get_result::<i64>(&fut).await.expect_err("altered");
+    let Some(Failure::Module { message }) = &fut.status().expect("ended").error else {
+        panic!("not a module failure: {err:?}")
+    };
+    let digest = f.digest().to_string();
+    assert!(
+        message.contains(&format!("module {digest} in storage has been altered")),
+        "{message}"
+    );
+    assert!(err.to_string().contains("has been altered"), "{err}");
+
+    storage.put(&bucket, &key, original).await.expect("restore");
+    let fut = exec.call_async(&f, "add", (3, 4)).await.expect("submit");
+    assert_eq!(exec.get_result::<i64>(&fut).await.expect("runs"), 7);
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}

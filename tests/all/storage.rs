@@ -360,3 +360,58 @@ async fn whole_line_parts_cover_every_line_once_wherever_the_cuts_fall() {
         exec.close().await.expect("close");
     }
 }
+
+/// A map over `s3://bucket/données/` whose keys have spaces, `+`, `%`
+/// and non-ASCII letters: every object is found, and each call reads its
+/// own object's bytes, on both storages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_map_over_keys_with_awkward_names_reads_each_object() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let names = [
+        "données/été ☃.txt",
+        "données/a b+c%20d.txt",
+        "données/sous dossier/x%2Fy+z.txt",
+    ];
+    for (name, config) in configs(dir.path()) {
+        let exec = executor(config).await;
+        let f = exec.function_from_bytes("faults", faults()).expect("loads");
+        let storage = exec.storage().clone();
+        let url = wisp::partition::StorageUrl::parse(&format!("s3://{}/données/", exec.bucket()))
+            .expect("a storage URL");
+        assert_eq!(url.prefix, "données/");
+        for key in names {
+            storage
+                .put(
+                    &url.bucket,
+                    key,
+                    Bytes::from(format!("contents of {key}\n")),
+                )
+                .await
+                .expect("put");
+        }
+        let parts = wisp::partition::partition_objects(
+            storage.as_ref(),
+            &url.bucket,
+            &url.prefix,
+            wisp::partition::Chunking::Size(1 << 20),
+            false,
+        )
+        .await
+        .expect("partition");
+        let mut keys: Vec<&str> = parts.iter().map(|p| p.key.as_str()).collect();
+        keys.sort_unstable();
+        let mut expected = names.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected, "{name}");
+        let futs = exec.map(&f, "read_part", &parts).await.expect("submit");
+        let texts: Vec<String> = exec.get_results(&futs).await.expect("reads");
+        for (part, text) in parts.iter().zip(&texts) {
+            assert_eq!(text, &format!("contents of {}\n", part.key), "{name}");
+        }
+        storage
+            .delete_prefix(&url.bucket, &url.prefix)
+            .await
+            .expect("clean up");
+        exec.close().await.expect("close");
+    }
+}

@@ -521,6 +521,22 @@ where
 }
 
 fn instantiate_error(error: wasmtime::Error) -> CallError {
+    // A trap while the instance is set up (a data segment past the end of
+    // its memory, a start function that fails or exits) is the module's
+    // fault like any other trap, not the platform's.
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow | Trap::Interrupt) => return trap_error(error),
+        Some(_) => {
+            return CallError::Trap {
+                message: format!(
+                    "while its instance was set up (its data and element segments \
+                     and its start function run then): {error:#}"
+                ),
+            };
+        }
+        None if error.is::<I32Exit>() => return trap_error(error),
+        None => {}
+    }
     CallError::Instantiate {
         message: format!("{error:#}"),
     }

@@ -16,6 +16,9 @@ use crate::ModuleError;
 /// The name under which a WASI command module's single function is known.
 pub const COMMAND_FUNCTION: &str = "_start";
 
+/// How many function names [`Manifest::function_list`] spells out.
+const LISTED_FUNCTIONS: usize = 50;
+
 /// What a module declares about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -147,10 +150,22 @@ impl Manifest {
         })
     }
 
-    /// The names of the module's functions, comma separated, for messages.
+    /// The names of the module's functions, comma separated, for messages:
+    /// the first 50 of them, then how many more there are,
+    /// so that a module of thousands of functions keeps messages short.
     pub fn function_list(&self) -> String {
-        let names: Vec<&str> = self.functions.keys().map(String::as_str).collect();
-        names.join(", ")
+        let names: Vec<&str> = self
+            .functions
+            .keys()
+            .take(LISTED_FUNCTIONS)
+            .map(String::as_str)
+            .collect();
+        let mut list = names.join(", ");
+        let more = self.functions.len().saturating_sub(LISTED_FUNCTIONS);
+        if more > 0 {
+            list.push_str(&format!(" and {more} more"));
+        }
+        list
     }
 }
 
@@ -185,6 +200,15 @@ mod tests {
         assert_eq!(manifest.abi, 1);
         assert_eq!(manifest.sdk.as_deref(), Some("0.1.0"));
         assert_eq!(manifest.function_list(), "add, noop");
+        let many: Vec<String> = (0..LISTED_FUNCTIONS + 7)
+            .map(|i| format!(r#"{{"abi":1,"sdk":"0.1.0","function":"f{i:03}","params":[]}}"#))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let list = Manifest::parse_sections(&sections(&many))
+            .expect("valid manifest")
+            .function_list();
+        assert!(list.starts_with("f000, f001, "), "{list}");
+        assert!(list.ends_with(", f049 and 7 more"), "{list}");
         assert_eq!(manifest.functions["add"].params, ["a", "b"]);
         assert!(!manifest.command);
     }

@@ -54,7 +54,10 @@ fn faults() -> &'static [u8] {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "the faults fixture does not build");
-        let path: PathBuf = repo().join("tests/guests/target/wasm32-wasip1/release/faults.wasm");
+        // Cargo builds where CARGO_TARGET_DIR says, when it is set.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo().join("tests/guests/target"), PathBuf::from);
+        let path = target.join("wasm32-wasip1/release/faults.wasm");
         std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
     })
 }

@@ -209,6 +209,11 @@ impl fmt::Debug for S3Storage {
     }
 }
 
+/// Whether a key has an empty segment: a leading `/`, or `//` inside.
+fn has_empty_segment(key: &str) -> bool {
+    key.starts_with('/') || key.contains("//")
+}
+
 /// What an operation was working on, for its errors.
 #[derive(Clone, Copy)]
 struct Target<'a> {
@@ -576,6 +581,9 @@ impl S3Storage {
                     .contains('/')
                 {
                     "; the endpoint should be the service's address without a path"
+                } else if target.key.is_some_and(has_empty_segment) {
+                    "; the key has an empty segment (a leading `/` or a `//`), which \
+                     some S3 services refuse (MinIO, s3s-fs): use a key without one"
                 } else {
                     ""
                 }

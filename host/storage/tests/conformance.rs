@@ -161,7 +161,8 @@ conformance!(
 
 /// Whether the S3 service stores keys with empty segments (`a//b`, `/a`)
 /// as they are. AWS S3 and Ceph do; MinIO refuses such keys, and s3s-fs
-/// keeps objects as files, so that it lists `a//b` as `a/b`. The S3 test of
+/// keeps objects as files, so that it lists `a//b` as `a/b` and fails a
+/// leading `/` with HTTP 500. The S3 test of
 /// them runs when `WISP_TEST_S3_DOUBLE_SLASH_KEYS=1`; that the client
 /// sends them unchanged is checked against every service by
 /// `s3_only::keys_reach_the_service_exactly`.
@@ -426,6 +427,8 @@ mod checks {
             "percent%20not-a-space",
             "percent%",
             "unicode/café ☕/日本語",
+            "données/été ☃.txt",
+            "slash%2Fencoded",
             "query?x=1&y=2#frag",
             "tilde~star*(parens)!'quote'",
             "semi;colon:equals=comma,at@dollar$",
@@ -454,6 +457,11 @@ mod checks {
             keys(s, b, "unicode/café ☕/").await,
             ["unicode/café ☕/日本語"]
         );
+        assert_eq!(keys(s, b, "données/").await, ["données/été ☃.txt"]);
+        assert_eq!(keys(s, b, "données/été ").await, ["données/été ☃.txt"]);
+        // An encoded slash is three characters, not a separator.
+        assert!(keys(s, b, "slash/").await.is_empty());
+        assert_eq!(keys(s, b, "slash%2F").await, ["slash%2Fencoded"]);
         assert_eq!(
             keys(s, b, "percent%").await,
             ["percent%", "percent%20not-a-space"]
@@ -478,7 +486,13 @@ mod checks {
     }
 
     pub async fn keys_with_empty_segments_round_trip(s: &dyn Storage, b: &str) {
-        let keys_written = ["double//slash", "//leading", "a/b//c///d"];
+        let keys_written = [
+            "double//slash",
+            "//leading",
+            "/single-leading",
+            "a/b//c///d",
+            "a//b",
+        ];
         for key in keys_written {
             s.put(b, key, Bytes::from(key)).await.expect(key);
         }
@@ -486,13 +500,19 @@ mod checks {
             assert_eq!(&s.get(b, key).await.expect(key)[..], key.as_bytes());
         }
         assert!(s.head(b, "double/slash").await.expect("head").is_none());
+        assert!(s.head(b, "single-leading").await.expect("head").is_none());
+        assert!(s.head(b, "a/b").await.expect("head").is_none());
+        assert_eq!(keys(s, b, "/s").await, ["/single-leading"]);
+        assert_eq!(keys(s, b, "a/").await, ["a//b", "a/b//c///d"]);
         assert_eq!(keys(s, b, "double//").await, ["double//slash"]);
         assert!(keys(s, b, "double/s").await.is_empty());
         let mut sorted: Vec<String> = keys_written.iter().map(|k| k.to_string()).collect();
         sorted.sort();
         assert_eq!(keys(s, b, "").await, sorted);
         s.delete(b, "double//slash").await.expect("delete");
-        assert_eq!(s.delete_prefix(b, "").await.expect("delete"), 2);
+        s.delete(b, "/single-leading").await.expect("delete");
+        assert!(s.head(b, "/single-leading").await.expect("head").is_none());
+        assert_eq!(s.delete_prefix(b, "").await.expect("delete"), 3);
     }
 
     pub async fn missing_buckets_and_keys(s: &dyn Storage, b: &str) {
@@ -743,6 +763,32 @@ mod s3_only {
 
     fn config_or_skip() -> Option<S3Config> {
         s3_config()
+    }
+
+    /// A key with an empty segment either round-trips, or the service's
+    /// refusal says that this is what it refused (s3s-fs answers a bare
+    /// HTTP 500 for a leading `/`).
+    #[tokio::test]
+    async fn a_refused_key_with_an_empty_segment_is_named_as_such() {
+        let Some(fixture) = Fixture::s3().await else {
+            return;
+        };
+        let (s, b) = (&*fixture.storage, fixture.bucket.as_str());
+        for key in ["/single-leading", "//leading"] {
+            match s.put(b, key, Bytes::from(key)).await {
+                Ok(()) => assert_eq!(&s.get(b, key).await.expect(key)[..], key.as_bytes()),
+                Err(e) => {
+                    let message = e.to_string();
+                    assert!(message.contains(&format!("`{key}`")), "{message}");
+                    assert!(message.contains("empty segment"), "{message}");
+                    assert!(message.contains("use a key without one"), "{message}");
+                }
+            }
+        }
+        s.put(b, "a/b", Bytes::from_static(b"x"))
+            .await
+            .expect("an ordinary key");
+        fixture.cleanup().await;
     }
 
     #[tokio::test]

@@ -136,6 +136,23 @@ fn big_log(bytes: u64) -> u64 {
     bytes
 }
 
+/// Reads a file of the host as text, which a call cannot do: wisp opens
+/// no directory to a guest, so every path fails, and the error (with the
+/// path in front) is the result.
+#[wisp_guest::function]
+fn read_host_file(path: String) -> Result<String, String> {
+    std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Opens a TCP connection to `addr`, which a call cannot do either: WASI
+/// preview 1 has no way to open a socket.
+#[wisp_guest::function]
+fn connect(addr: String) -> Result<(), String> {
+    std::net::TcpStream::connect(&addr)
+        .map(drop)
+        .map_err(|e| format!("{addr}: {e}"))
+}
+
 /// Sleeps `ms` milliseconds in the host (`std::thread::sleep`, which is a
 /// WASI `poll_oneoff`), then returns the milliseconds that really passed.
 #[wisp_guest::function]
