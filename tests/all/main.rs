@@ -3,6 +3,7 @@
 
 mod calls;
 mod data;
+mod faults;
 mod modules;
 mod openwhisk;
 mod retries;
