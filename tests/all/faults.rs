@@ -15,16 +15,24 @@ use wisp_tests::faults;
 
 /// An s3s-fs of this test's own, on a port and a data directory that
 /// outlive its restarts.
-struct PrivateS3 {
+pub(crate) struct PrivateS3 {
     binary: PathBuf,
     port: u16,
     data: tempfile::TempDir,
     child: Option<Child>,
+    access_key: String,
+    secret_key: String,
 }
 
 impl PrivateS3 {
-    /// Starts one, or `None` when the S3 tests are skipped.
-    fn start() -> Option<Self> {
+    /// Starts one with the credentials of a fresh MinIO, or `None` when
+    /// the S3 tests are skipped.
+    pub(crate) fn start() -> Option<Self> {
+        Self::start_with("minioadmin", "minioadmin")
+    }
+
+    /// Starts one that accepts these credentials only.
+    pub(crate) fn start_with(access_key: &str, secret_key: &str) -> Option<Self> {
         if std::env::var("WISP_TEST_S3").as_deref() == Ok("skip") {
             eprintln!("SKIPPED: storage faults (WISP_TEST_S3=skip)");
             return None;
@@ -44,19 +52,26 @@ impl PrivateS3 {
             port,
             data: tempfile::tempdir().expect("data dir"),
             child: None,
+            access_key: access_key.to_owned(),
+            secret_key: secret_key.to_owned(),
         };
         server.run();
         Some(server)
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     fn run(&mut self) {
         let child = Command::new(&self.binary)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", "minioadmin", "--secret-key", "minioadmin"])
+            .args([
+                "--access-key",
+                &self.access_key,
+                "--secret-key",
+                &self.secret_key,
+            ])
             .arg(self.data.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -78,11 +93,11 @@ impl PrivateS3 {
         }
     }
 
-    fn section(&self, bucket: &str) -> S3Section {
+    pub(crate) fn section(&self, bucket: &str) -> S3Section {
         S3Section {
             endpoint: Some(self.endpoint()),
-            access_key_id: Some("minioadmin".to_owned()),
-            secret_access_key: Some("minioadmin".to_owned()),
+            access_key_id: Some(self.access_key.clone()),
+            secret_access_key: Some(self.secret_key.clone()),
             storage_bucket: Some(bucket.to_owned()),
             create_bucket: true,
             ..S3Section::default()

@@ -8,4 +8,5 @@ mod modules;
 mod openwhisk;
 mod retries;
 mod sandbox;
+mod secrets;
 mod storage;

@@ -203,8 +203,13 @@ pub struct CallStatus {
     /// Why it failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
-    /// The result, when small enough to travel here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The result, when small enough to travel here. (A result of `null`
+    /// is `Some` of it: absent and `null` differ here.)
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_raw"
+    )]
     pub output: Option<Box<RawValue>>,
     /// Where the result is, when it does not travel here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +233,14 @@ fn first_attempt() -> u32 {
     1
 }
 
+/// A raw value that is there, `null` included: serde's own `Option` would
+/// read a `null` as absent.
+fn present_raw<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(deserializer).map(Some)
+}
+
 fn is_first_attempt(attempt: &u32) -> bool {
     *attempt == 1
 }
@@ -242,6 +255,17 @@ impl CallStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_null_result_survives_the_trip_through_storage() {
+        let line = r#"{"job_id":"j","call_id":"00000","outcome":"success","output":null,"output_size":4,"timings":{"submitted_us":0,"worker_start_us":0,"function_start_us":0,"function_end_us":0,"done_us":0},"worker":"w"}"#;
+        let status: CallStatus = serde_json::from_str(line).expect("parses");
+        assert_eq!(status.output.as_deref().map(RawValue::get), Some("null"));
+        assert_eq!(serde_json::to_string(&status).expect("writes"), line);
+        let absent = line.replace(r#""output":null,"#, "");
+        let status: CallStatus = serde_json::from_str(&absent).expect("parses");
+        assert!(status.output.is_none());
+    }
 
     #[test]
     fn keys_are_laid_out_under_the_job() {
