@@ -353,6 +353,7 @@ async fn a_container_killed_mid_batch_loses_no_call_and_counts_none_twice() {
             .args(["-9", &pid.to_string()])
             .status();
     }
+    let killed = std::time::Instant::now();
     let outcome = exec
         .wait(
             &futures,
@@ -361,6 +362,10 @@ async fn a_container_killed_mid_batch_loses_no_call_and_counts_none_twice() {
         )
         .await;
     assert!(outcome.pending.is_empty(), "every call ends");
+    eprintln!(
+        "killed container: every call ended {:?} after the kill",
+        killed.elapsed()
+    );
     let mut done = 0;
     let mut lost = 0;
     for future in &futures {

@@ -46,7 +46,7 @@ pub const HISTOGRAM_SIZE: (u32, u32) = (900, 600);
 /// The most bars the timeline draws; more calls are drawn in runs.
 pub const TIMELINE_MAX_ROWS: usize = 250;
 /// The first line of `calls.csv`.
-pub const CSV_HEADER: &str = "job,call,worker,outcome,error_kind,\
+pub const CSV_HEADER: &str = "job,call,worker,outcome,error_kind,attempts,\
 submitted_ms,worker_start_ms,function_start_ms,function_end_ms,done_ms,\
 waiting_ms,setup_ms,function_ms,recording_ms,total_ms";
 
@@ -212,6 +212,8 @@ struct Call {
     worker: String,
     failed: bool,
     error_kind: String,
+    /// Runs it took: more than 1 when it was retried.
+    attempts: u32,
     /// Submitted, worker start, function start, function end, done; each
     /// at least the one before (a missing moment takes the one before).
     at: [f64; 5],
@@ -259,6 +261,7 @@ impl Job {
                     worker: s.worker.clone(),
                     failed: !s.succeeded(),
                     error_kind: s.error.as_ref().map(error_kind).unwrap_or_default(),
+                    attempts: s.attempt,
                     at,
                 }
             })
@@ -294,12 +297,13 @@ impl Job {
             let ms = c.at.map(|s| s * 1e3);
             let _ = write!(
                 out,
-                "{},{},{},{},{}",
+                "{},{},{},{},{},{}",
                 csv_field(&c.job),
                 csv_field(&c.call),
                 csv_field(&c.worker),
                 if c.failed { "error" } else { "success" },
                 csv_field(&c.error_kind),
+                c.attempts,
             );
             for value in ms {
                 let _ = write!(out, ",{value:.3}");

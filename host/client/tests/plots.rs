@@ -111,6 +111,7 @@ async fn a_small_map_writes_its_timeline_histogram_and_csv() {
     for (row, future) in rows.iter().zip(&futures) {
         assert_eq!(row[column("job")], future.job_id());
         assert_eq!(row[call], future.call_id());
+        assert_eq!(row[column("attempts")], "1");
     }
     let failed: Vec<&str> = rows
         .iter()
