@@ -31,6 +31,79 @@ pub struct Figures {
     pub hash_bytes: Kernel<String>,
     /// The limits each call ran with.
     pub limits: CallLimits,
+    /// Cold starts of the smallest module: wisp hello's 400 bytes.
+    pub tiny: ColdStart,
+    /// Cold starts of `examples/hello`, a Rust guest built with the SDK.
+    pub hello: ColdStart,
+}
+
+/// The first result of a module in a new executor: compiled there, then
+/// from the disk cache in another, then a warm repeat.
+#[derive(Debug, Clone, Copy)]
+pub struct ColdStart {
+    /// `function_from_bytes` + `call_async` + `get_result`, compiling.
+    pub compiled: Duration,
+    /// The same in a second executor that loads the compiled code.
+    pub cached: Duration,
+    /// `call_async` + `get_result` again in that executor (median of 11).
+    pub warm: Duration,
+}
+
+/// Measures [`ColdStart`] for `function(args)` of `wasm`, which must
+/// return `expected`, with a code cache of its own under `dir`.
+pub async fn cold_start(
+    dir: &Path,
+    name: &str,
+    wasm: &[u8],
+    function: &str,
+    args: serde_json::Value,
+    expected: &serde_json::Value,
+) -> Result<ColdStart> {
+    let code_cache = dir.join("code-cache");
+    let mut times = Vec::with_capacity(2);
+    let mut warm = Vec::with_capacity(WARM_CALLS);
+    for compiled in [true, false] {
+        let exec = executor_with_cache(dir, 1, Some(code_cache.clone())).await?;
+        let started = Instant::now();
+        let f = exec
+            .function_from_bytes(name, wasm.to_vec())
+            .with_context(|| format!("the executor cannot load {name}"))?;
+        let future = exec.call_async(&f, function, args.clone()).await?;
+        let result = exec
+            .get_result::<serde_json::Value>(&future)
+            .await
+            .with_context(|| format!("the first call of {name} failed"))?;
+        times.push(started.elapsed());
+        ensure!(
+            &result == expected,
+            "{name}: {function} gave {result}, not {expected}"
+        );
+        ensure!(
+            f.from_code_cache() != compiled,
+            "{name}: the {} executor should {} the module",
+            if compiled { "first" } else { "second" },
+            if compiled {
+                "compile"
+            } else {
+                "load the compiled"
+            }
+        );
+        if !compiled {
+            for _ in 0..WARM_CALLS {
+                let started = Instant::now();
+                let future = exec.call_async(&f, function, args.clone()).await?;
+                exec.get_result::<serde_json::Value>(&future).await?;
+                warm.push(started.elapsed());
+            }
+        }
+        exec.close().await.context("the executor did not close")?;
+    }
+    warm.sort();
+    Ok(ColdStart {
+        compiled: times[0],
+        cached: times[1],
+        warm: warm[WARM_CALLS / 2],
+    })
 }
 
 /// A map of no-op calls, and where its time went.
@@ -84,9 +157,14 @@ async fn executor_with_cache(
         .context("cannot start the executor")
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one run's inputs, named at the call"
+)]
 pub async fn run(
     dir: &Path,
     wasm: &[u8],
+    hello_wasm: &[u8],
     calls: usize,
     workers: usize,
     int_loop_n: u64,
@@ -173,7 +251,28 @@ pub async fn run(
     exec.close()
         .await
         .context("the executor did not close cleanly")?;
+    let ten = serde_json::json!(10);
+    let tiny = cold_start(
+        &dir.join("tiny"),
+        "wisp hello's module",
+        &wisp::hello::module(),
+        "my_function",
+        serde_json::json!(3),
+        &ten,
+    )
+    .await?;
+    let hello = cold_start(
+        &dir.join("hello"),
+        "examples/hello",
+        hello_wasm,
+        "my_function",
+        serde_json::json!(3),
+        &ten,
+    )
+    .await?;
     Ok(Figures {
+        tiny,
+        hello,
         first_call,
         first_call_cached,
         warm_call,

@@ -98,6 +98,11 @@ fn main() -> Result<()> {
         wisp::builder::build_crate(&guest).context("the faults fixture does not build")?;
     let wasm = std::fs::read(&wasm_path)
         .with_context(|| format!("cannot read {}", wasm_path.display()))?;
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello");
+    eprintln!("building {} for wasm32-wasip1…", hello.display());
+    let hello_path = wisp::builder::build_crate(&hello).context("examples/hello does not build")?;
+    let hello_wasm = std::fs::read(&hello_path)
+        .with_context(|| format!("cannot read {}", hello_path.display()))?;
     native::check_reference()?;
     let mut comparison = if args.lithops {
         Some(lithops::Comparison::start(&args, threads)?)
@@ -122,6 +127,7 @@ fn main() -> Result<()> {
         let client = runtime.block_on(client::run(
             &run_dir.join("executor"),
             &wasm,
+            &hello_wasm,
             args.calls,
             threads,
             args.int_loop,

@@ -43,7 +43,7 @@ pub fn rows<'a>(args: &Args, threads: usize) -> Vec<Row<'a, Run>> {
             rate(r.layers.bare_single)
         }),
         figure(
-            format!("map ÷ bare wasmtime, time per call, {threads} threads (goal ≤ 5)"),
+            format!("map ÷ bare wasmtime, time per call, {threads} threads (goal ≤ 3)"),
             Unit::Ratio,
             |r| ratio(r.client.map.wall, r.layers.bare),
         ),
@@ -101,6 +101,33 @@ pub fn rows<'a>(args: &Args, threads: usize) -> Vec<Row<'a, Run>> {
         }),
         figure("worker alone ÷ engine alone", Unit::Ratio, |r| {
             ratio(r.layers.worker, r.layers.engine)
+        }),
+        section("Cold start of small modules: first result in a new executor"),
+        figure(
+            "wisp hello's module (400 B): compiled",
+            Unit::Millis,
+            move |r| ms(r.client.tiny.compiled),
+        ),
+        figure(
+            "wisp hello's module: compiled code from the disk cache",
+            Unit::Millis,
+            move |r| ms(r.client.tiny.cached),
+        ),
+        figure("wisp hello's module: warm", Unit::Millis, move |r| {
+            ms(r.client.tiny.warm)
+        }),
+        figure(
+            "examples/hello (137 KB, Rust + serde): compiled",
+            Unit::Millis,
+            move |r| ms(r.client.hello.compiled),
+        ),
+        figure(
+            "examples/hello: compiled code from the disk cache",
+            Unit::Millis,
+            move |r| ms(r.client.hello.cached),
+        ),
+        figure("examples/hello: warm", Unit::Millis, move |r| {
+            ms(r.client.hello.warm)
         }),
         section("First call of a module vs a warm call (`faults`, `noop`)"),
         figure(

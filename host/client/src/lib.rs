@@ -25,6 +25,7 @@ pub mod builder;
 pub mod config;
 pub mod docker;
 mod executor;
+pub mod hello;
 pub mod jobs;
 mod localhost;
 pub mod openwhisk;

@@ -336,12 +336,13 @@ impl ActionServer {
     }
 
     async fn run(&self, body: &[u8]) -> Response<Full<Bytes>> {
-        let response = self.run_inner(body).await;
-        self.sentinels();
+        let mut log = RunLog::default();
+        let response = self.run_inner(body, &mut log).await;
+        self.finish_run(&log);
         response
     }
 
-    async fn run_inner(&self, body: &[u8]) -> Response<Full<Bytes>> {
+    async fn run_inner(&self, body: &[u8], log: &mut RunLog) -> Response<Full<Bytes>> {
         let Some(action) = self.action.get().cloned() else {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -389,7 +390,7 @@ impl ActionServer {
                         .filter(|t| !t.is_zero())
                         .unwrap_or(l)
                 });
-                self.run_module(module.clone(), function.clone(), value, vars, limit)
+                self.run_module(module.clone(), function.clone(), value, vars, limit, log)
                     .await
             }
             Action::Jobs { worker, specs } => {
@@ -415,7 +416,7 @@ impl ActionServer {
                         .await;
                         match outcome {
                             Ok(Ok(reply)) => {
-                                self.log_line(&format!(
+                                log.line(&format!(
                                     "wisp: job {} calls {}: {} succeeded, {} failed",
                                     reply.job, reply.calls, reply.succeeded, reply.failed
                                 ));
@@ -427,7 +428,7 @@ impl ActionServer {
                                 }
                             }
                             Ok(Err(message)) => {
-                                self.log_line(&message);
+                                log.line(&message);
                                 error(StatusCode::BAD_GATEWAY, &message)
                             }
                             Err(e) => error(
@@ -448,6 +449,7 @@ impl ActionServer {
         value: Value,
         vars: Vec<(String, String)>,
         left: Option<Duration>,
+        log: &mut RunLog,
     ) -> Response<Full<Bytes>> {
         if !value.is_object() && !value.is_array() {
             return error(StatusCode::NOT_FOUND, literal::BAD_ARGUMENT);
@@ -484,14 +486,10 @@ impl ActionServer {
                 );
             }
         };
-        self.write_logs(
-            &outcome.log.to_text(),
-            &outcome
-                .stderr
-                .as_ref()
-                .map(|l| l.to_text())
-                .unwrap_or_default(),
-        );
+        log.stdout = outcome.log.to_text();
+        if let Some(stderr) = &outcome.stderr {
+            log.stderr = stderr.to_text();
+        }
         match outcome.result {
             Ok(output) => match serde_json::from_slice::<Value>(&output) {
                 Ok(Value::Object(_) | Value::Array(_)) => json(StatusCode::OK, Bytes::from(output)),
@@ -552,10 +550,22 @@ impl ActionServer {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 
-    fn write_logs(&self, stdout: &str, stderr: &str) {
+    /// Writes a run's log and then the sentinel, on stdout and on stderr,
+    /// all under one lock: with concurrent runs, each run's lines stay
+    /// together and end with its own sentinels.
+    fn finish_run(&self, log: &RunLog) {
         let _together = self.output.lock().unwrap_or_else(PoisonError::into_inner);
-        write_text(&mut std::io::stdout().lock(), stdout);
-        write_text(&mut std::io::stderr().lock(), stderr);
+        for (mut stream, text) in [
+            (
+                Box::new(std::io::stdout().lock()) as Box<dyn std::io::Write>,
+                &log.stdout,
+            ),
+            (Box::new(std::io::stderr().lock()), &log.stderr),
+        ] {
+            write_text(&mut *stream, text);
+            let _ = writeln!(stream, "{SENTINEL}");
+            let _ = stream.flush();
+        }
     }
 
     fn sentinels(&self) {
@@ -567,6 +577,20 @@ impl ActionServer {
             let _ = writeln!(stream, "{SENTINEL}");
             let _ = stream.flush();
         }
+    }
+}
+
+/// What one `/run` prints, held until it ends.
+#[derive(Default)]
+struct RunLog {
+    stdout: String,
+    stderr: String,
+}
+
+impl RunLog {
+    fn line(&mut self, line: &str) {
+        self.stderr.push_str(line);
+        self.stderr.push('\n');
     }
 }
 

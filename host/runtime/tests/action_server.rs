@@ -768,6 +768,13 @@ async fn concurrent_runs() {
             );
         }
         assert_eq!(segments.last().map(String::as_str), Some(""));
+        // Each run's own sentinel ends its log: no segment holds two runs.
+        for segment in &segments {
+            assert!(
+                segment.matches("begin ").count() <= 1,
+                "two runs' logs before one sentinel: {segments:?}"
+            );
+        }
     }
 }
 
