@@ -530,3 +530,112 @@ async fn an_action_refuses_a_module_altered_in_storage() {
     exec.close().await.expect("close");
     emulator.shutdown().await;
 }
+
+/// The batch replies of the emulator's activations, newest first: how each
+/// container came by its module, and how long the activation took.
+async fn batch_replies(emulator: &Emulator) -> Vec<(String, u64)> {
+    let (user, secret) = GUEST_KEY.split_once(':').expect("uuid:secret");
+    let records: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/namespaces/_/activations?docs=true&limit=200",
+            emulator.url()
+        ))
+        .basic_auth(user, Some(secret))
+        .send()
+        .await
+        .expect("the emulator answers")
+        .json()
+        .await
+        .expect("JSON");
+    records
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|r| {
+            let module = r["response"]["result"]["module"].as_str()?;
+            Some((module.to_owned(), r["duration"].as_u64().unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// Waits until the emulator has removed its idle containers.
+async fn no_containers(emulator: &Emulator) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !action_pids(emulator).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the container stays");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_container_loads_the_module_another_compiled_and_refuses_altered_code() {
+    let emulator = Emulator::start(EmulatorConfig {
+        invoker: Invoker::Process {
+            binary: action_binary(),
+        },
+        idle_timeout: Duration::from_secs(1),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("the emulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exec = executor(config(&emulator, dir.path())).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let add = |x: i64| {
+        let exec = &exec;
+        let f = &f;
+        async move {
+            let fut = exec.call_async(f, "add", (x, 1)).await.expect("submit");
+            exec.get_result::<i64>(&fut).await.expect("runs")
+        }
+    };
+
+    // The first container compiles the module and stores its code.
+    assert_eq!(add(1).await, 2);
+    let replies = batch_replies(&emulator).await;
+    assert_eq!(replies[0].0, "compiled", "{replies:?}");
+    let compiled_ms = replies[0].1;
+    let storage = exec.storage().clone();
+    let bucket = exec.bucket().to_owned();
+    let stored = storage
+        .list(&bucket, &wisp_runtime::protocol::code_prefix())
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 1, "one compiled module stored");
+    let code_key = stored[0].key.clone();
+    assert!(code_key.contains(&f.digest().to_string()), "{code_key}");
+
+    // A fresh container loads it.
+    no_containers(&emulator).await;
+    assert_eq!(add(2).await, 3);
+    let replies = batch_replies(&emulator).await;
+    assert_eq!(replies[0].0, "loaded", "{replies:?}");
+    let loaded_ms = replies[0].1;
+
+    // Code altered in storage is not loaded: the next fresh container
+    // compiles again, runs the call right, and stores sound code.
+    let sealed = storage.get(&bucket, &code_key).await.expect("get");
+    let mut altered = sealed.to_vec();
+    let last = altered.len() - 1;
+    altered[last] ^= 0x01;
+    storage
+        .put(&bucket, &code_key, altered.into())
+        .await
+        .expect("alter");
+    no_containers(&emulator).await;
+    assert_eq!(add(3).await, 4);
+    let replies = batch_replies(&emulator).await;
+    assert_eq!(replies[0].0, "compiled", "{replies:?}");
+    let restored = storage.get(&bucket, &code_key).await.expect("get");
+    assert_eq!(restored.len(), sealed.len());
+
+    no_containers(&emulator).await;
+    assert_eq!(add(4).await, 5);
+    assert_eq!(batch_replies(&emulator).await[0].0, "loaded");
+    eprintln!(
+        "cold container, first batch: {compiled_ms} ms compiling the module, \
+         {loaded_ms} ms loading its stored code"
+    );
+    exec.close().await.expect("close");
+    emulator.shutdown().await;
+}

@@ -58,10 +58,86 @@ pub enum CacheError {
     },
 }
 
+/// A secret key that vouches for compiled code: code is loaded only with a
+/// MAC this key made, over the module's digest, the engine's compatibility
+/// tag and the code. The disk cache keeps its key in a private file; a
+/// shared store (the job storage that runtime containers share) gets its
+/// key from the action's deployment.
+#[derive(Clone)]
+pub struct CodeSeal {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for CodeSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeSeal(***)")
+    }
+}
+
+impl CodeSeal {
+    /// A fresh random key.
+    ///
+    /// # Errors
+    ///
+    /// When the system's random source cannot be read.
+    pub fn generate() -> std::io::Result<Self> {
+        new_key().map(|key| Self { key })
+    }
+
+    /// The key written as 64 hex digits, if `text` is one.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let bytes = hex::decode(text.trim()).ok()?;
+        Some(Self {
+            key: bytes.try_into().ok()?,
+        })
+    }
+
+    /// The key as 64 hex digits, to hand to whoever shares it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.key)
+    }
+
+    fn mac(&self, digest: &Digest, tag: &str, code: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(digest.to_string().as_bytes());
+        mac.update(b"\0");
+        mac.update(tag.as_bytes());
+        mac.update(b"\0");
+        mac.update(code);
+        mac
+    }
+
+    /// The code with its MAC in front, as kept in a cache or a store.
+    pub(crate) fn seal(&self, digest: &Digest, tag: &str, code: &[u8]) -> Vec<u8> {
+        let mac = self.mac(digest, tag, code).finalize().into_bytes();
+        let mut sealed = Vec::with_capacity(MAC_LEN + code.len());
+        sealed.extend_from_slice(&mac);
+        sealed.extend_from_slice(code);
+        sealed
+    }
+
+    /// The code inside `sealed`, if its MAC verifies.
+    pub(crate) fn open<'a>(
+        &self,
+        digest: &Digest,
+        tag: &str,
+        sealed: &'a [u8],
+    ) -> Option<&'a [u8]> {
+        if sealed.len() < MAC_LEN {
+            return None;
+        }
+        let (mac, code) = sealed.split_at(MAC_LEN);
+        self.mac(digest, tag, code)
+            .verify_slice(mac)
+            .ok()
+            .map(|()| code)
+    }
+}
+
 /// A directory of authenticated compiled modules.
 pub struct CodeCache {
     dir: PathBuf,
-    key: [u8; 32],
+    seal: CodeSeal,
 }
 
 impl std::fmt::Debug for CodeCache {
@@ -106,7 +182,10 @@ impl CodeCache {
             }
             Err(e) => return Err(io(&key_path)(e)),
         };
-        Ok(Self { dir, key })
+        Ok(Self {
+            dir,
+            seal: CodeSeal { key },
+        })
     }
 
     /// The default place: `$WISP_CODE_CACHE`, else `~/.wisp/cache/code`;
@@ -124,28 +203,14 @@ impl CodeCache {
         self.dir.join(format!("{digest}-{tag}.cwasm"))
     }
 
-    fn mac(&self, digest: &Digest, tag: &str, code: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(digest.to_string().as_bytes());
-        mac.update(b"\0");
-        mac.update(tag.as_bytes());
-        mac.update(b"\0");
-        mac.update(code);
-        mac
-    }
-
     /// The compiled code of `digest` for engines of `tag`, if an entry is
     /// there and its MAC verifies.
     pub(crate) fn get(&self, digest: &Digest, tag: &str) -> Option<Vec<u8>> {
         let path = self.entry(digest, tag);
-        let mut bytes = fs::read(&path).ok()?;
-        if bytes.len() < MAC_LEN {
-            return None;
-        }
-        let code = bytes.split_off(MAC_LEN);
-        match self.mac(digest, tag, &code).verify_slice(&bytes) {
-            Ok(()) => Some(code),
-            Err(_) => {
+        let bytes = fs::read(&path).ok()?;
+        match self.seal.open(digest, tag, &bytes) {
+            Some(code) => Some(code.to_vec()),
+            None => {
                 tracing::warn!(path = %path.display(), "ignoring a cached module whose MAC does not verify");
                 None
             }
@@ -156,14 +221,13 @@ impl CodeCache {
     /// since the cache only saves time.
     pub(crate) fn put(&self, digest: &Digest, tag: &str, code: &[u8]) {
         let path = self.entry(digest, tag);
-        let mac = self.mac(digest, tag, code).finalize().into_bytes();
+        let sealed = self.seal.seal(digest, tag, code);
         let tmp = self
             .dir
             .join(format!(".{digest}-{}.tmp", fastrand_suffix()));
         let written = (|| {
             let mut file = fs::File::create(&tmp)?;
-            file.write_all(&mac)?;
-            file.write_all(code)?;
+            file.write_all(&sealed)?;
             file.sync_data()?;
             fs::rename(&tmp, &path)
         })();

@@ -32,7 +32,7 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use wasmtime::{InstancePre, Linker, ModuleExport};
 
-pub use cache::{CacheError, CodeCache};
+pub use cache::{CacheError, CodeCache, CodeSeal};
 pub use call::{CallEnv, CallError, CallLimits, CallOutcome};
 pub use log::{CapturedLog, LogPipe};
 pub use module::{COMMAND_FUNCTION, FunctionInfo, Manifest};
@@ -224,6 +224,9 @@ pub struct Engine {
     /// Compiled modules on disk, and the tag of this engine's settings
     /// that an entry must match.
     code_cache: Option<(CodeCache, String)>,
+    /// That tag: compiled code made by an engine with another tag does not
+    /// load here.
+    tag: String,
 }
 
 impl Engine {
@@ -253,11 +256,12 @@ impl Engine {
             call::linker(&wasmtime).map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
         let ticker = Ticker::start(wasmtime.clone(), config.epoch_tick)
             .map_err(|e| EngineError::Wasmtime(format!("could not start the epoch thread: {e}")))?;
+        let tag = compatibility_tag(&wasmtime);
         let code_cache = config.code_cache.as_ref().and_then(|dir| {
             CodeCache::open(dir)
                 .map_err(|e| tracing::warn!("compiling without a code cache: {e}"))
                 .ok()
-                .map(|cache| (cache, compatibility_tag(&wasmtime)))
+                .map(|cache| (cache, tag.clone()))
         });
         Ok(Self {
             wasmtime,
@@ -267,7 +271,64 @@ impl Engine {
             ticker: Some(ticker),
             cancel: Arc::default(),
             code_cache,
+            tag,
         })
+    }
+
+    /// The tag of this engine's settings: compiled code is kept under it,
+    /// and loads only into engines with the same one.
+    pub fn code_tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The module of `bytes` from compiled code that `seal` vouches for
+    /// (see [`seal_code`](Self::seal_code)), or the one this engine has
+    /// already; `None` when the code does not verify or does not load
+    /// here, and the module must be compiled.
+    ///
+    /// # Errors
+    ///
+    /// When the bytes are not a module wisp can run.
+    pub fn load_sealed(
+        &self,
+        bytes: &[u8],
+        sealed: &[u8],
+        seal: &CodeSeal,
+    ) -> Result<Option<Arc<Module>>, ModuleError> {
+        let digest = Digest::of(bytes);
+        if let Some(module) = self.cached(&digest) {
+            return Ok(Some(module));
+        }
+        let Some(code) = seal.open(&digest, &self.tag, sealed) else {
+            tracing::warn!(%digest, "ignoring compiled code whose MAC does not verify");
+            return Ok(None);
+        };
+        // SAFETY: the code is what `Module::serialize` wrote for an engine
+        // with these settings (the tag), and its MAC, made with a key that
+        // only those who share this seal hold, shows that none else wrote
+        // it. wasmtime checks the version and settings again.
+        let compiled = match unsafe { wasmtime::Module::deserialize(&self.wasmtime, code) } {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                tracing::debug!(%digest, "sealed code does not load, compiling: {e:#}");
+                return Ok(None);
+            }
+        };
+        let manifest = Manifest::read(bytes)?;
+        let module = Arc::new(self.finish(digest, manifest, compiled, true)?);
+        Ok(Some(self.cache().entry(digest).or_insert(module).clone()))
+    }
+
+    /// The module's compiled code, sealed for [`load_sealed`](Self::load_sealed)
+    /// in engines of the same settings.
+    pub fn seal_code(&self, module: &Module, seal: &CodeSeal) -> Option<Vec<u8>> {
+        match module.pre.module().serialize() {
+            Ok(code) => Some(seal.seal(&module.digest, &self.tag, &code)),
+            Err(e) => {
+                tracing::debug!(digest = %module.digest, "cannot serialize the module: {e:#}");
+                None
+            }
+        }
     }
 
     /// The module with this digest, if this engine has compiled it.
@@ -305,7 +366,7 @@ impl Engine {
         let manifest = Manifest::read(bytes)?;
         let cached = self.cached_code(&digest);
         let from_code_cache = cached.is_some();
-        let module = match cached {
+        let compiled = match cached {
             Some(module) => module,
             None => {
                 let module = wasmtime::Module::new(&self.wasmtime, bytes)
@@ -319,12 +380,24 @@ impl Engine {
                 module
             }
         };
-        let exports = resolve_exports(&module, &manifest)?;
+        let module = self.finish(digest, manifest, compiled, from_code_cache)?;
+        tracing::debug!(%digest, elapsed = ?started.elapsed(), from_code_cache, "compiled module");
+        Ok(module)
+    }
+
+    /// A module from its compiled code: manifest, exports and pre-link.
+    fn finish(
+        &self,
+        digest: Digest,
+        manifest: Manifest,
+        compiled: wasmtime::Module,
+        from_code_cache: bool,
+    ) -> Result<Module, ModuleError> {
+        let exports = resolve_exports(&compiled, &manifest)?;
         let pre = self
             .linker
-            .instantiate_pre(&module)
+            .instantiate_pre(&compiled)
             .map_err(|e| ModuleError::Link(link_message(&e)))?;
-        tracing::debug!(%digest, elapsed = ?started.elapsed(), "compiled module");
         Ok(Module {
             digest,
             manifest,

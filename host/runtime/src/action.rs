@@ -37,7 +37,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use wisp_engine::{CallEnv, CallError, CallLimits, Engine, Module};
+use wisp_engine::{CallEnv, CallError, CallLimits, CodeSeal, Engine, Module};
 use wisp_wire::action::{InitRequest, RunRequest};
 
 use crate::protocol::{self, CallStatus, Failure, JobSpec};
@@ -82,6 +82,25 @@ mod literal {
 
 pub use wisp_wire::action::{BatchRequest, JobRequest, MAX_ATTEMPTS};
 
+/// The environment variable of a jobs action that holds the key its
+/// containers seal compiled code with (64 hex digits), set when the
+/// runtime is deployed: the first container to run a module compiles it
+/// and stores the code, the others load it.
+pub const CODE_KEY_VAR: &str = "WISP_CODE_KEY";
+
+/// How a batch's container came by its compiled module.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleSource {
+    /// It had it already, from an earlier batch.
+    #[default]
+    Warm,
+    /// It loaded the code another container had compiled and stored.
+    Loaded,
+    /// It compiled the module.
+    Compiled,
+}
+
 /// The answer to a batch: how its calls ended. Their outcomes themselves
 /// are in storage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +113,9 @@ pub struct BatchReply {
     pub succeeded: u32,
     /// Calls that failed.
     pub failed: u32,
+    /// How the module was at hand.
+    #[serde(default)]
+    pub module: ModuleSource,
 }
 
 /// What a runtime says about itself.
@@ -255,7 +277,7 @@ impl ActionServer {
         let action = match &request.code {
             Some(_) => self.init_module(&request).await,
             None => match request.var(STORAGE_SETTINGS_VAR) {
-                Some(settings) => self.init_jobs(settings).await,
+                Some(settings) => self.init_jobs(settings, request.var(CODE_KEY_VAR)).await,
                 None => {
                     self.log_line(&format!(
                         "wisp: this action has neither code (a base64 WebAssembly module) nor \
@@ -308,7 +330,11 @@ impl ActionServer {
         })
     }
 
-    async fn init_jobs(&self, settings: &str) -> Result<Action, (StatusCode, String)> {
+    async fn init_jobs(
+        &self,
+        settings: &str,
+        code_key: Option<&str>,
+    ) -> Result<Action, (StatusCode, String)> {
         let settings: StorageSettings = serde_json::from_str(settings).map_err(|e| {
             (
                 StatusCode::BAD_GATEWAY,
@@ -322,13 +348,21 @@ impl ActionServer {
             )
         })?;
         tracing::info!(storage = %storage.describe(), bucket = settings.bucket(), "initialized for jobs");
-        let worker = Worker::new(
+        let mut worker = Worker::new(
             self.engine.clone(),
             storage,
             settings.bucket(),
             tokio::runtime::Handle::current(),
             self.name.clone(),
         );
+        match code_key.map(CodeSeal::from_hex) {
+            Some(Some(seal)) => worker = worker.with_code_seal(seal),
+            Some(None) => tracing::warn!(
+                "{CODE_KEY_VAR} is not 64 hex digits; every container compiles its modules \
+                 (`wisp runtime update` deploys a new key)"
+            ),
+            None => {}
+        }
         Ok(Action::Jobs {
             worker: Arc::new(worker),
             specs: Mutex::new(HashMap::new()),
@@ -624,13 +658,24 @@ fn run_batch(
             )
         })?;
     let args = batch_args(worker, spec, batch)?;
+    let warm = spec
+        .module
+        .parse()
+        .ok()
+        .and_then(|digest| worker.engine().cached(&digest))
+        .is_some();
+    let module = worker.module(spec);
     let mut reply = BatchReply {
         job: spec.job_id.clone(),
         calls: batch.count,
         succeeded: 0,
         failed: 0,
+        module: match &module {
+            _ if warm => ModuleSource::Warm,
+            Ok(module) if module.from_code_cache() => ModuleSource::Loaded,
+            _ => ModuleSource::Compiled,
+        },
     };
-    let module = worker.module(spec);
     let mut pending: Vec<CallStatus> = Vec::new();
     let mut since = std::time::Instant::now();
     for (index, args) in (batch.first..end).zip(args) {

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! wisp/modules/<sha256>.wasm            a module, content-addressed, stored once
+//! wisp/code/<sha256>-<tag>.cwasm        its compiled code, sealed, for runtime containers
 //! wisp/jobs/<job>/job.json              the job spec (JobSpec)
 //! wisp/jobs/<job>/args.jsonl            the calls' arguments, one JSON per line
 //! wisp/jobs/<job>/output/<call>.json    a call's result, when too large to inline
@@ -32,6 +33,18 @@ pub const INLINE_OUTPUT_LIMIT: usize = 256 * 1024;
 /// The key of a module.
 pub fn module_key(digest: &Digest) -> String {
     format!("{ROOT}/modules/{digest}.wasm")
+}
+
+/// The key of a module's compiled code for engines of `tag`, sealed (see
+/// `wisp_engine::CodeSeal`): shared by the runtime containers of one
+/// deployment.
+pub fn code_key(digest: &Digest, tag: &str) -> String {
+    format!("{ROOT}/code/{digest}-{tag}.cwasm")
+}
+
+/// The prefix of all compiled code.
+pub fn code_prefix() -> String {
+    format!("{ROOT}/code/")
 }
 
 /// The prefix of all modules.

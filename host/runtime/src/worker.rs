@@ -5,8 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::runtime::Handle;
-use wisp_engine::{Digest, Engine, Module};
-use wisp_storage::Storage;
+use wisp_engine::{CodeSeal, Digest, Engine, Module};
+use wisp_storage::{Storage, StorageError};
 
 use crate::protocol::{self, CallStatus, Failure, JobSpec, Outcome, Timings};
 use crate::retry::retrying;
@@ -60,6 +60,9 @@ pub struct Worker {
     runtime: Handle,
     name: String,
     guest_storage: wisp_engine::SharedStorage,
+    /// Vouches for compiled code that workers sharing the seal keep in
+    /// storage, so that only the first of them compiles a module.
+    code_seal: Option<CodeSeal>,
 }
 
 impl Worker {
@@ -85,7 +88,17 @@ impl Worker {
             runtime,
             name: name.into(),
             guest_storage,
+            code_seal: None,
         }
+    }
+
+    /// Shares compiled modules through storage with the workers that hold
+    /// the same seal: each module is compiled by the first of them, and
+    /// loaded by the others from code this seal vouches for.
+    #[must_use]
+    pub fn with_code_seal(mut self, seal: CodeSeal) -> Self {
+        self.code_seal = Some(seal);
+        self
     }
 
     /// The engine the worker runs modules on.
@@ -134,7 +147,36 @@ impl Worker {
                 actual: actual.to_string(),
             });
         }
-        Ok(self.engine.load(&bytes)?)
+        let Some(seal) = &self.code_seal else {
+            return Ok(self.engine.load(&bytes)?);
+        };
+        let code_key = protocol::code_key(&digest, self.engine.code_tag());
+        match self
+            .runtime
+            .block_on(self.storage.get(&self.bucket, &code_key))
+        {
+            Ok(sealed) => {
+                if let Some(module) = self.engine.load_sealed(&bytes, &sealed, seal)? {
+                    tracing::info!(%digest, "loaded the compiled module from storage");
+                    return Ok(module);
+                }
+            }
+            Err(StorageError::NotFound { .. }) => {}
+            Err(e) => tracing::debug!(%digest, "cannot read compiled code, compiling: {e}"),
+        }
+        let module = self.engine.load(&bytes)?;
+        if !module.from_code_cache()
+            && let Some(sealed) = self.engine.seal_code(&module, seal)
+        {
+            // Only saves the next containers time: a failure is no error.
+            let put = self
+                .storage
+                .put(&self.bucket, &code_key, Bytes::from(sealed));
+            if let Err(e) = self.runtime.block_on(put) {
+                tracing::debug!(%digest, "cannot share the compiled module: {e}");
+            }
+        }
+        Ok(module)
     }
 
     /// Runs one call and records its outcome: the result first when it is

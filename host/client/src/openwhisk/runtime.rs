@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use wisp_runtime::action::RuntimeMetadata;
+use wisp_runtime::action::{CODE_KEY_VAR, RuntimeMetadata};
 use wisp_runtime::settings::STORAGE_SETTINGS_VAR;
 use wisp_runtime::{StorageSettings, protocol};
 use wisp_storage::Storage;
@@ -204,6 +204,11 @@ impl Runtimes {
         self.client.put_package(PACKAGE, false).await?;
         let settings = serde_json::to_string(&self.settings)
             .map_err(|e| Error::Unsupported(format!("cannot encode storage settings: {e}")))?;
+        let code_key = wisp_engine::CodeSeal::generate().map_err(|e| {
+            Error::Unsupported(format!(
+                "cannot make a key for the runtime's compiled code: {e}"
+            ))
+        })?;
         let put = ActionPut {
             image: image.to_owned(),
             memory_mb,
@@ -218,11 +223,20 @@ impl Runtimes {
                     Value::from(env!("CARGO_PKG_VERSION")),
                 ),
             ],
-            parameters: vec![Parameter {
-                key: STORAGE_SETTINGS_VAR.to_owned(),
-                value: Value::from(settings),
-                init: true,
-            }],
+            parameters: vec![
+                Parameter {
+                    key: STORAGE_SETTINGS_VAR.to_owned(),
+                    value: Value::from(settings),
+                    init: true,
+                },
+                // The containers of this deployment share compiled modules
+                // through storage, sealed with a key of its own.
+                Parameter {
+                    key: CODE_KEY_VAR.to_owned(),
+                    value: Value::from(code_key.to_hex()),
+                    init: true,
+                },
+            ],
         };
         self.client.put_action(PACKAGE, &action, &put, true).await?;
         tracing::info!(%action, %image, memory_mb, "deployed; asking the runtime for its metadata");
@@ -428,7 +442,11 @@ impl Runtimes {
         report.module_objects = self
             .storage
             .delete_prefix(&self.bucket, &protocol::modules_prefix())
-            .await?;
+            .await?
+            + self
+                .storage
+                .delete_prefix(&self.bucket, &protocol::code_prefix())
+                .await?;
         report.metadata_objects = self
             .storage
             .delete_prefix(&self.bucket, METADATA_PREFIX)

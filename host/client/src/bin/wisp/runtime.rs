@@ -291,6 +291,11 @@ impl CleanCommand {
             let modules = storage
                 .delete_prefix(&bucket, &wisp_runtime::protocol::modules_prefix())
                 .await?;
+            // Compiled code is kept only by OpenWhisk runtimes; a local
+            // job never writes it, but a shared bucket may hold some.
+            storage
+                .delete_prefix(&bucket, &wisp_runtime::protocol::code_prefix())
+                .await?;
             println!("removed {jobs} job object(s) and {modules} module(s)");
         }
         Ok(())
