@@ -408,3 +408,36 @@ async fn closing_removes_job_data_unless_asked_to_keep_it() {
         assert_eq!(modules.len(), 1, "modules stay for later jobs");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_call_is_reported_while_the_next_one_runs() {
+    // One worker: the short call's outcome must not wait for the long one.
+    let (_dir, exec) = executor(1, Duration::from_secs(30)).await;
+    let f = exec.function_from_bytes("faults", faults()).expect("loads");
+    let futures = exec
+        .map(&f, "sleep_ms", [100u64, 3000])
+        .await
+        .expect("submit");
+    let started = Instant::now();
+    let outcome = exec
+        .wait(
+            &futures,
+            WaitFor::AnyCompleted,
+            Some(Duration::from_secs(30)),
+        )
+        .await;
+    let first = started.elapsed();
+    assert_eq!(outcome.done.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.done[0].call_id(), "00000");
+    assert!(
+        first < Duration::from_millis(1500),
+        "the first result took {first:?}"
+    );
+    let timings = futures[0].timings().expect("done");
+    let recorded_after_ms = (timings.done_us - timings.function_end_us) / 1000;
+    assert!(
+        recorded_after_ms < 500,
+        "recorded {recorded_after_ms} ms after it ended"
+    );
+    exec.close().await.expect("close");
+}

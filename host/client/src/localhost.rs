@@ -3,16 +3,18 @@
 //! Each thread takes one call at a time from a shared queue, so a slow call
 //! never holds back the others. The threads speak the job protocol like
 //! any worker: they fetch the job's module through the worker (a cache hit,
-//! since the client compiled it) and write every outcome to storage, a few
-//! dozen calls per object; then they hand the outcomes straight to the
-//! job's tracker, so the client never has to poll storage to learn them.
+//! since the client compiled it) and run the call. A recorder thread
+//! gathers every finished call, writes the outcomes to storage a few dozen
+//! calls per object (within 20 ms of the first of them finishing, however
+//! long the next calls run), then hands them straight to the job's
+//! tracker, so the client never has to poll storage to learn them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use wisp_runtime::{CallInput, CallStatus, Failure, Worker};
@@ -37,21 +39,35 @@ pub(crate) struct LocalhostBackend {
     /// The only strong handle on the queue's sender: the threads stop
     /// once it is dropped and the queue is drained.
     sender: Option<Arc<Sender<Task>>>,
+    /// The workers, then the recorder, which stops once they have.
     threads: Vec<JoinHandle<()>>,
 }
+
+/// A finished call on its way to the recorder.
+type Done = (Arc<JobRun>, u32, CallStatus);
 
 impl LocalhostBackend {
     pub(crate) fn start(worker: Arc<Worker>, threads: usize) -> std::io::Result<Self> {
         let (sender, receiver) = crossbeam_channel::unbounded::<Task>();
-        let threads = (0..threads)
+        let (done, finished) = crossbeam_channel::unbounded::<Done>();
+        let mut threads = (0..threads)
             .map(|i| {
                 let worker = worker.clone();
                 let receiver = receiver.clone();
+                let done = done.clone();
                 std::thread::Builder::new()
                     .name(format!("wisp-worker-{i}"))
-                    .spawn(move || serve(&worker, &receiver))
+                    .spawn(move || serve(&worker, &receiver, &done))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        // The workers hold the only senders of finished calls: when they
+        // have all stopped, the recorder records what is left and stops.
+        drop(done);
+        threads.push(
+            std::thread::Builder::new()
+                .name("wisp-recorder".to_owned())
+                .spawn(move || record_all(&worker, &finished))?,
+        );
         Ok(Self {
             sender: Some(Arc::new(sender)),
             threads,
@@ -119,27 +135,13 @@ const RECORD_BATCH: usize = 64;
 /// ...and for at most this long.
 const RECORD_DELAY: Duration = Duration::from_millis(20);
 
-fn serve(worker: &Worker, tasks: &Receiver<Task>) {
-    let mut finished = Finished::default();
-    loop {
-        // Block for work only when nothing waits to be recorded; otherwise
-        // record first, so that an idle worker never sits on outcomes.
-        let task = match tasks.try_recv() {
-            Ok(task) => task,
-            Err(TryRecvError::Empty) => {
-                finished.record(worker);
-                match tasks.recv() {
-                    Ok(task) => task,
-                    Err(_) => break,
-                }
-            }
-            Err(TryRecvError::Disconnected) => break,
-        };
-        let Task {
-            job,
-            index,
-            attempt,
-        } = task;
+fn serve(worker: &Worker, tasks: &Receiver<Task>, done: &Sender<Done>) {
+    while let Ok(Task {
+        job,
+        index,
+        attempt,
+    }) = tasks.recv()
+    {
         if job.cancelled.load(Ordering::Relaxed) {
             continue;
         }
@@ -163,15 +165,35 @@ fn serve(worker: &Worker, tasks: &Receiver<Task>) {
                 },
             ),
         };
-        finished.push(job.clone(), index, status);
-        if finished.is_due() {
-            finished.record(worker);
+        // The recorder outlives the workers.
+        let _ = done.send((job.clone(), index, status));
+    }
+}
+
+/// Records finished calls: when [`RECORD_BATCH`] are waiting, or
+/// [`RECORD_DELAY`] after the first of them finished.
+fn record_all(worker: &Worker, done: &Receiver<Done>) {
+    let mut finished = Finished::default();
+    loop {
+        let next = match finished.since {
+            None => done.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(since) => done.recv_timeout(RECORD_DELAY.saturating_sub(since.elapsed())),
+        };
+        match next {
+            Ok((job, index, status)) => {
+                finished.push(job, index, status);
+                if finished.is_due() {
+                    finished.record(worker);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => finished.record(worker),
+            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
     finished.record(worker);
 }
 
-/// Outcomes of one worker that are not recorded yet.
+/// Finished calls that are not recorded yet.
 #[derive(Default)]
 struct Finished {
     calls: Vec<(Arc<JobRun>, u32, CallStatus)>,
