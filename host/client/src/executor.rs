@@ -917,6 +917,17 @@ impl FunctionExecutor {
         *self.progress.borrow()
     }
 
+    /// The ids of this executor's jobs whose every call has an outcome.
+    pub fn finished_jobs(&self) -> Vec<String> {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|run| run.tracker.completed() >= run.tracker.spec.calls as usize)
+            .map(|run| run.tracker.spec.job_id.clone())
+            .collect()
+    }
+
     /// The ids of the jobs this executor submitted.
     pub fn jobs(&self) -> Vec<String> {
         self.jobs
@@ -989,7 +1000,8 @@ impl FunctionExecutor {
     ///
     /// # Errors
     ///
-    /// When a mark cannot be written or the workers do not stop.
+    /// When a mark cannot be written (the workers are stopped all the
+    /// same), or the workers do not stop.
     pub async fn interrupt(mut self, signal: &str) -> Result<Vec<String>> {
         let runs: Vec<Arc<JobRun>> = self
             .runs
@@ -1001,6 +1013,7 @@ impl FunctionExecutor {
             run.cancelled.store(true, Ordering::Relaxed);
         }
         let mut marked = Vec::new();
+        let mut unmarked = None;
         for run in &runs {
             let tracker = &run.tracker;
             let calls = tracker.spec.calls;
@@ -1017,18 +1030,30 @@ impl FunctionExecutor {
             let body =
                 serde_json::to_vec_pretty(&mark).map_err(|e| Error::Unsupported(e.to_string()))?;
             let job = &tracker.spec.job_id;
-            self.storage
+            let put = self
+                .storage
                 .put(
                     &self.bucket,
                     &crate::jobs::interrupted_key(job),
                     Bytes::from(body),
                 )
-                .await?;
-            tracing::debug!(%job, completed, calls, "marked interrupted");
-            marked.push(job.clone());
+                .await;
+            match put {
+                Ok(()) => {
+                    tracing::debug!(%job, completed, calls, "marked interrupted");
+                    marked.push(job.clone());
+                }
+                // The workers stop all the same, below.
+                Err(e) => {
+                    unmarked.get_or_insert(e);
+                }
+            }
         }
         self.stop().await?;
-        Ok(marked)
+        match unmarked {
+            Some(e) => Err(e.into()),
+            None => Ok(marked),
+        }
     }
 }
 

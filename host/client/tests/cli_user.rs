@@ -659,3 +659,133 @@ fn a_job_whose_client_was_killed_lists_as_interrupted() {
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
     assert_eq!(stdout(&setup.wisp(&["jobs"], &[])), "");
 }
+
+#[test]
+fn submit_checks_its_flags_before_running_and_says_how_often_a_call_ran() {
+    let setup = Setup::new("");
+    let faults = ["submit", "tests/guests/faults"];
+
+    let alone = setup.wisp(
+        &[
+            &faults[..],
+            &["-f", "add", "--args", "[1,2]", "--retry-function-errors"],
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(alone.status.code(), Some(2), "{}", stderr(&alone));
+    assert!(
+        stderr(&alone).contains("add --retries N"),
+        "{}",
+        stderr(&alone)
+    );
+
+    let negative = setup.wisp(
+        &[&faults[..], &["-f", "add", "--retries", "-1"]].concat(),
+        &[],
+    );
+    assert!(
+        stderr(&negative).contains("-1") && stderr(&negative).contains("0..=99"),
+        "{}",
+        stderr(&negative)
+    );
+
+    let no_reduce = setup.wisp(
+        &[
+            &faults[..],
+            &[
+                "-f",
+                "sleep_ms",
+                "--map-json",
+                "[1000,1000]",
+                "--reduce",
+                "nosuch",
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(no_reduce.status.code(), Some(2));
+    assert!(
+        stderr(&no_reduce).contains("the reduce function `nosuch` is not in the module"),
+        "{}",
+        stderr(&no_reduce)
+    );
+    assert!(
+        stdout(&no_reduce).is_empty(),
+        "the map ran: {}",
+        stdout(&no_reduce)
+    );
+    let two_params = setup.wisp(
+        &[
+            &faults[..],
+            &["-f", "add", "--map-json", "[[1,2]]", "--reduce", "add"],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(
+        stderr(&two_params).contains("takes 2 parameters (a, b); a reduce takes one"),
+        "{}",
+        stderr(&two_params)
+    );
+
+    let file = setup.dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").expect("write");
+    let plots = setup.wisp(
+        &[
+            &faults[..],
+            &[
+                "-f",
+                "add",
+                "--args",
+                "[1,2]",
+                "--plots",
+                file.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(plots.status.code(), Some(2));
+    assert!(
+        stderr(&plots).contains("is a file: give a directory"),
+        "{}",
+        stderr(&plots)
+    );
+    assert!(
+        stdout(&plots).is_empty(),
+        "the call ran: {}",
+        stdout(&plots)
+    );
+
+    let key = format!("cli-retries-{:08x}", fastrand::u32(..));
+    let args = format!("[\"{key}\", 5]");
+    let retried = setup.wisp(
+        &[
+            &faults[..],
+            &[
+                "-f",
+                "fail_first",
+                "--args",
+                &args,
+                "--retries",
+                "2",
+                "--retry-function-errors",
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(retried.status.code(), Some(1), "{}", stderr(&retried));
+    assert!(
+        stdout(&retried).contains("\"attempts\":3"),
+        "{}",
+        stdout(&retried)
+    );
+    assert!(
+        stderr(&retried).contains("(ran 3 times)"),
+        "{}",
+        stderr(&retried)
+    );
+}

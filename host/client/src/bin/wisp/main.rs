@@ -51,8 +51,8 @@ enum Command {
 pub enum Failure {
     /// Some calls failed; the summary was printed.
     Calls,
-    /// The user pressed Ctrl-C.
-    Interrupted,
+    /// A signal (Ctrl-C, SIGTERM) stopped it; the exit status to end with.
+    Interrupted(u8),
     /// wisp could not run the job at all.
     Setup(anyhow::Error),
 }
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Calls) => ExitCode::from(1),
-        Err(Failure::Interrupted) => ExitCode::from(130),
+        Err(Failure::Interrupted(code)) => ExitCode::from(code),
         Err(Failure::Setup(error)) => {
             let top = error.to_string();
             eprintln!("error: {top}");

@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -73,7 +75,7 @@ pub struct Submit {
     /// Run a call again, up to this many more times, when the
     /// infrastructure failed it (a lost activation, storage out of reach)
     /// (default: the config's `wisp.retries`, 0).
-    #[arg(long, value_name = "N",
+    #[arg(long, value_name = "N", allow_hyphen_values = true,
           value_parser = clap::value_parser!(u32).range(0..=wisp::MAX_RETRIES as i64))]
     retries: Option<u32>,
     /// With retries, also run again calls that failed by themselves
@@ -135,19 +137,60 @@ impl Submit {
         if self.retry_function_errors {
             builder.retry_function_errors(true);
         }
+        if let Some(dir) = &self.plots
+            && dir.exists()
+            && !dir.is_dir()
+        {
+            return Err(anyhow::anyhow!(
+                "--plots {} is a file: give a directory (it is created if missing)",
+                dir.display()
+            )
+            .into());
+        }
+        // Signals are watched on a task of their own: before a job is
+        // submitted (while the crate builds or the inputs are read, which
+        // block this task) there is nothing to keep, and wisp exits at once.
+        let submitted = Arc::new(AtomicBool::new(false));
+        let (signalled, mut signal_rx) = tokio::sync::oneshot::channel();
+        let watcher = {
+            let submitted = submitted.clone();
+            tokio::spawn(async move {
+                let signal = interrupted().await;
+                if !submitted.load(Ordering::SeqCst) {
+                    eprintln!(
+                        "interrupted ({}) before any job was submitted: nothing to keep",
+                        signal.name
+                    );
+                    std::process::exit(signal.exit_code.into());
+                }
+                let _ = signalled.send(signal);
+            })
+        };
         let exec = builder.build().await?;
+        if self.retry_function_errors && exec.config().retry.retries == 0 {
+            return Err(anyhow::anyhow!(
+                "--retry-function-errors reruns calls only within retries: add --retries N \
+                 (or set wisp.retries in the config)"
+            )
+            .into());
+        }
         let mut calls = Vec::new();
         let mut signal = None;
         let mut outcome = tokio::select! {
-            outcome = self.run_on(&exec, chunking, &mut calls) => outcome,
-            name = interrupted() => {
-                signal = Some(name);
-                Err(Failure::Interrupted)
+            outcome = self.run_on(&exec, chunking, &mut calls, &submitted) => outcome,
+            Ok(caught) = &mut signal_rx => {
+                signal = Some(caught);
+                Err(Failure::Interrupted(caught.exit_code))
             }
         };
+        if signal.is_none() {
+            // A signal caught as the job ended is still an interruption.
+            signal = signal_rx.try_recv().ok();
+        }
         if let Some(signal) = signal {
             return self.keep_interrupted(exec, signal).await;
         }
+        watcher.abort();
         if let Some(dir) = &self.plots {
             match wisp::plots::write_job_plots(&calls, dir) {
                 Ok(files) => eprintln!(
@@ -185,17 +228,18 @@ impl Submit {
     async fn keep_interrupted(
         &self,
         exec: FunctionExecutor,
-        signal: &'static str,
+        signal: Signal,
     ) -> Result<(), Failure> {
-        eprintln!("interrupted ({signal}): cancelling the job's calls");
+        eprintln!("interrupted ({}): cancelling the job's calls", signal.name);
         let jobs = exec.jobs();
         let bucket = exec.bucket().to_owned();
         let place = exec.storage().describe();
-        let marked = match exec.interrupt(signal).await {
-            Ok(marked) => marked,
+        let finished: Vec<String> = exec.finished_jobs();
+        let (marked, unmarked) = match exec.interrupt(signal.name).await {
+            Ok(marked) => (marked, false),
             Err(e) => {
                 eprintln!("error: cannot record the interruption in storage: {e}");
-                Vec::new()
+                (Vec::new(), true)
             }
         };
         if jobs.is_empty() {
@@ -208,8 +252,12 @@ impl Submit {
         for job in &jobs {
             let state = if marked.contains(job) {
                 "interrupted"
-            } else {
+            } else if finished.contains(job) {
                 "finished"
+            } else if unmarked {
+                "interrupted; not marked so in storage, which is out of reach"
+            } else {
+                "interrupted"
             };
             eprintln!(
                 "job {job} ({state}) is kept in bucket `{bucket}` of {place}: \
@@ -217,7 +265,7 @@ impl Submit {
                  (with every other job's data)"
             );
         }
-        Err(Failure::Interrupted)
+        Err(Failure::Interrupted(signal.exit_code))
     }
 
     /// Runs the job; `calls` collects its calls (the map's, then the
@@ -227,12 +275,17 @@ impl Submit {
         exec: &FunctionExecutor,
         chunking: Option<Chunking>,
         calls: &mut Vec<CallFuture>,
+        submitted: &AtomicBool,
     ) -> Result<(), Failure> {
         let inputs = self.inputs(exec, chunking).await?;
         let spinner = spinner(&format!("building {}", self.target.display()));
         let built = exec.function(&self.target);
         spinner.finish_and_clear();
         let f = built?;
+        if let Some(reduce) = &self.reduce {
+            check_reduce(&f, reduce)?;
+        }
+        submitted.store(true, Ordering::SeqCst);
         let futures = match inputs {
             Inputs::One(args) => exec.map_json(&f, &self.function, vec![args]).await?,
             Inputs::Many(args) => exec.map_json(&f, &self.function, args).await?,
@@ -301,11 +354,14 @@ impl Submit {
             let line = match exec.get_result::<Box<RawValue>>(future).await {
                 Ok(raw) => raw.get().to_owned(),
                 Err(Error::Call(failure)) => {
-                    let line = serde_json::json!({
+                    let mut line = serde_json::json!({
                         "error": failure.failure.to_string(),
                         "call": failure.call_id,
-                    })
-                    .to_string();
+                    });
+                    if failure.attempts > 1 {
+                        line["attempts"] = failure.attempts.into();
+                    }
+                    let line = line.to_string();
                     failed.push(*failure);
                     line
                 }
@@ -430,7 +486,14 @@ impl Submit {
 
 /// Resolves on Ctrl-C or SIGTERM, with the signal's name; a second Ctrl-C
 /// exits at once.
-async fn interrupted() -> &'static str {
+/// A signal that stops `wisp submit`, and the exit status it ends with.
+#[derive(Debug, Clone, Copy)]
+struct Signal {
+    name: &'static str,
+    exit_code: u8,
+}
+
+async fn interrupted() -> Signal {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let term = async {
@@ -441,9 +504,10 @@ async fn interrupted() -> &'static str {
             None => std::future::pending().await,
         }
     };
-    let name = tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        () = term => "SIGTERM",
+    // 128 + the signal's number, as shells report a process it ended.
+    let signal = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Signal { name: "SIGINT", exit_code: 130 },
+        () = term => Signal { name: "SIGTERM", exit_code: 143 },
     };
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -451,7 +515,27 @@ async fn interrupted() -> &'static str {
             std::process::exit(130);
         }
     });
-    name
+    signal
+}
+
+/// Checks before the map runs that the reduce can take its results.
+fn check_reduce(f: &wisp::Function, reduce: &str) -> anyhow::Result<()> {
+    let manifest = f.manifest();
+    let Some(info) = manifest.functions.get(reduce) else {
+        anyhow::bail!(
+            "the reduce function `{reduce}` is not in the module; it has: {}",
+            manifest.function_list()
+        );
+    };
+    if info.params.len() != 1 && !manifest.command {
+        anyhow::bail!(
+            "the reduce function `{reduce}` takes {} parameters ({}); a reduce takes one, \
+             the array of the map's results",
+            info.params.len(),
+            info.params.join(", ")
+        );
+    }
+    Ok(())
 }
 
 enum Inputs {
@@ -485,8 +569,13 @@ fn print_lines<'a>(lines: impl Iterator<Item = &'a str>) -> std::io::Result<()> 
 fn report_failures(failed: &[wisp::CallFailure], total: usize) {
     eprintln!("error: {} of {total} calls failed:", failed.len());
     for failure in failed.iter().take(20) {
+        let runs = if failure.attempts > 1 {
+            format!(" (ran {} times)", failure.attempts)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "  call {} of job {}: {}",
+            "  call {} of job {}{runs}: {}",
             failure.call_id, failure.job_id, failure.failure
         );
     }
