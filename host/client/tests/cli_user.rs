@@ -352,7 +352,13 @@ fn config_show_masks_secrets_and_shows_overrides() {
     );
     assert!(text.contains("access_key_id: user-id\n"), "{text}");
     assert!(text.contains("docker_user: me\n"), "{text}");
-    // What it prints is a config wisp reads back.
+    // The header says the masked secrets must be put back.
+    assert!(
+        text.contains("\n# each secret shows as ********: put the real one back before wisp reads"),
+        "{text}"
+    );
+    // What it prints is a config wisp reads back (the masks, left in, are
+    // read as the secrets themselves).
     let yaml: String = text
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -362,6 +368,25 @@ fn config_show_masks_secrets_and_shows_overrides() {
     let back = again.wisp(&["config", "show"], &[]);
     assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
     assert!(stdout(&back).contains("workers: 5\n"), "{}", stdout(&back));
+}
+
+#[test]
+fn an_empty_wisp_config_counts_as_unset() {
+    let setup = Setup::new("localhost:\n  workers: 3\n");
+    let home = setup.dir.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    let out = setup.wisp(
+        &["config", "show"],
+        &[("WISP_CONFIG", ""), ("HOME", home.to_str().expect("utf-8"))],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("# from the defaults"), "{text}");
+    assert!(!text.contains("workers: 3"), "{text}");
+    assert!(
+        !text.contains("secrets show as"),
+        "no secret, no note:\n{text}"
+    );
 }
 
 /// An OpenWhisk set-up whose endpoint nothing answers: any request fails
