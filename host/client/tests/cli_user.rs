@@ -389,6 +389,51 @@ fn an_empty_wisp_config_counts_as_unset() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn storage_put_names_what_it_leaves_out_and_counts_in_words() {
+    let setup = Setup::new("");
+    let base = setup.dir.path();
+    let data = base.join("data");
+    std::fs::create_dir_all(data.join(".git")).expect("dirs");
+    std::fs::write(data.join("a.txt"), "hello world").expect("write");
+    std::fs::write(data.join(".hidden"), "x").expect("write");
+    std::fs::write(data.join(".git").join("HEAD"), "x").expect("write");
+    std::fs::write(base.join("outside.txt"), "not to be uploaded").expect("write");
+    std::os::unix::fs::symlink(base.join("outside.txt"), data.join("link")).expect("symlink");
+    let data = data.to_str().expect("utf-8");
+
+    let made = setup.wisp(&["storage", "create-bucket", "put-test"], &[]);
+    assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
+    let put = setup.wisp(&["storage", "put", "put-test", "pre", data], &[]);
+    assert_eq!(put.status.code(), Some(0), "{}", stderr(&put));
+    let err = stderr(&put);
+    for line in [
+        format!("skipped {data}/.git: hidden (its name starts with `.`)\n"),
+        format!("skipped {data}/.hidden: hidden (its name starts with `.`)\n"),
+        format!("skipped {data}/link: a symbolic link, not followed\n"),
+        "uploaded 1 file, 11 bytes, to bucket `put-test`\n".to_owned(),
+    ] {
+        assert!(err.contains(&line), "no {line:?} in:\n{err}");
+    }
+
+    let list = setup.wisp(&["storage", "list", "put-test"], &[]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    assert_eq!(stderr(&list), "1 object, 11 bytes\n");
+    assert!(
+        stdout(&list).ends_with("  pre/a.txt\n"),
+        "{}",
+        stdout(&list)
+    );
+
+    let delete = setup.wisp(
+        &["storage", "delete", "put-test", "pre/", "--recursive"],
+        &[],
+    );
+    assert_eq!(delete.status.code(), Some(0), "{}", stderr(&delete));
+    assert_eq!(stderr(&delete), "deleted 1 object under `pre/`\n");
+}
+
 /// An OpenWhisk set-up whose endpoint nothing answers: any request fails
 /// with a connection error, so an error about memory proves wisp refused
 /// the value itself, before any request.
