@@ -504,7 +504,10 @@ impl Config {
     /// When the file or an override is invalid; the error names the file,
     /// the key and what is expected.
     pub fn load() -> Result<Self, ConfigError> {
-        let path = match std::env::var_os("WISP_CONFIG") {
+        // An empty `WISP_CONFIG` is an unset one, as for every variable.
+        let named =
+            std::env::var_os("WISP_CONFIG").filter(|p| !p.to_string_lossy().trim().is_empty());
+        let path = match named {
             Some(path) => Some(PathBuf::from(path)),
             None => {
                 let default = home().join(".wisp").join("config.yaml");
@@ -518,7 +521,9 @@ impl Config {
         // An empty variable is an unset one: `WISP_STORAGE_DIR=` must not
         // mean the current directory.
         config.apply_env(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))?;
-        config.check()?;
+        // Flags and the program may still change the values: the warnings
+        // of `check` wait for the configuration in effect.
+        config.validate()?;
         Ok(config)
     }
 
@@ -639,9 +644,6 @@ impl Config {
         if let Some(v) = var("WISP_DATA_CLEANER") {
             self.data_cleaner = parse("WISP_DATA_CLEANER", v, "`true` or `false`")?;
         }
-        if let Some(v) = var("WISP_RETRIES") {
-            self.retry.retries = parse("WISP_RETRIES", v, "a whole number of retries, 0 to 99")?;
-        }
         fn ranged(
             var: &'static str,
             value: String,
@@ -659,6 +661,15 @@ impl Config {
                     expected,
                 })
             }
+        }
+        if let Some(v) = var("WISP_RETRIES") {
+            let retries = ranged(
+                "WISP_RETRIES",
+                v,
+                0..=u64::from(crate::MAX_RETRIES),
+                "a whole number of retries",
+            )?;
+            self.retry.retries = retries as u32;
         }
         if let Some(v) = var("WISP_WORKERS") {
             self.workers = ranged(
@@ -718,12 +729,49 @@ impl Config {
         Ok(())
     }
 
-    /// Checks that the values are usable.
+    /// Checks that the values are usable, and warns (through `tracing`)
+    /// of a value that has no effect, such as `retry_function_errors`
+    /// without retries.
     ///
     /// # Errors
     ///
     /// When one is out of range.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.validate()?;
+        if let Some(warning) = self.ineffective_retry() {
+            tracing::warn!("{warning}");
+        }
+        Ok(())
+    }
+
+    /// Says that `retry_function_errors` is on with no retries to make, when
+    /// the file or the environment set it so. When the program set it (the
+    /// CLI's `--retry-function-errors`), the program says so itself.
+    fn ineffective_retry(&self) -> Option<String> {
+        let key = "wisp.retry_function_errors";
+        if !self.retry.function_errors
+            || self.retry.retries > 0
+            || matches!(self.origins.get(key), Some(Origin::Program))
+        {
+            return None;
+        }
+        let place = self
+            .source
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" in {}", p.display()));
+        let retries = match self.origins.get("wisp.retries") {
+            None => "wisp.retries is 0 (its default)".to_owned(),
+            Some(_) => format!("{} is 0", self.setting("wisp.retries")),
+        };
+        Some(format!(
+            "{key} is true{place}, but has no effect without retries: {retries}; set \
+             wisp.retries (or WISP_RETRIES) to 1 or more to rerun failed calls, or remove \
+             retry_function_errors"
+        ))
+    }
+
+    /// The errors of [`check`](Self::check), without its warnings.
+    fn validate(&self) -> Result<(), ConfigError> {
         let place = || {
             self.source.as_ref().map_or_else(
                 || "the executor's settings".to_owned(),
@@ -1586,6 +1634,60 @@ mod tests {
             err.contains("wisp.retries") && err.contains("found 500"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn retries_out_of_range_in_the_environment_name_the_variable() {
+        let mut config = Config::default();
+        let err = config
+            .apply_env(|var| (var == "WISP_RETRIES").then(|| "1000".to_owned()))
+            .expect_err("above the range")
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "environment variable WISP_RETRIES=\"1000\" is invalid: a whole number of \
+                 retries, 0 to {}",
+                crate::MAX_RETRIES
+            )
+        );
+        let mut top = Config::default();
+        top.apply_env(|var| (var == "WISP_RETRIES").then(|| crate::MAX_RETRIES.to_string()))
+            .expect("the largest is fine");
+        assert_eq!(top.retry.retries, crate::MAX_RETRIES);
+    }
+
+    #[test]
+    fn retrying_function_errors_without_retries_is_a_warning_naming_both_keys() {
+        let mut file = Config::from_yaml("wisp:\n  retry_function_errors: true\n").expect("valid");
+        file.source = Some(PathBuf::from("/etc/wisp/test.yaml"));
+        let warning = file.ineffective_retry().expect("no retries");
+        assert!(
+            warning.starts_with(
+                "wisp.retry_function_errors is true in /etc/wisp/test.yaml, but has no effect \
+                 without retries: wisp.retries is 0 (its default)"
+            ),
+            "{warning}"
+        );
+        file.check().expect("a warning, not an error");
+
+        let mut env = Config::from_yaml("wisp:\n  retries: 2\n  retry_function_errors: true\n")
+            .expect("valid");
+        assert_eq!(env.ineffective_retry(), None);
+        env.apply_env(|var| (var == "WISP_RETRIES").then(|| "0".to_owned()))
+            .expect("valid");
+        let warning = env
+            .ineffective_retry()
+            .expect("the environment took the retries");
+        assert!(warning.contains("WISP_RETRIES is 0"), "{warning}");
+
+        // The CLI flag says so itself; off says nothing.
+        let mut flag = Config::default();
+        flag.retry.function_errors = true;
+        flag.origins
+            .insert("wisp.retry_function_errors".to_owned(), Origin::Program);
+        assert_eq!(flag.ineffective_retry(), None);
+        assert_eq!(Config::default().ineffective_retry(), None);
     }
 
     #[test]

@@ -321,9 +321,11 @@ impl ExecutorBuilder {
         }
         if let Some(retries) = self.retries {
             config.retry.retries = retries;
+            program(&mut config, "wisp.retries");
         }
         if let Some(retry) = self.retry_function_errors {
             config.retry.function_errors = retry;
+            program(&mut config, "wisp.retry_function_errors");
         }
         config.check()?;
         FunctionExecutor::start(config).await

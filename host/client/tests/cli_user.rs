@@ -352,7 +352,13 @@ fn config_show_masks_secrets_and_shows_overrides() {
     );
     assert!(text.contains("access_key_id: user-id\n"), "{text}");
     assert!(text.contains("docker_user: me\n"), "{text}");
-    // What it prints is a config wisp reads back.
+    // The header says the masked secrets must be put back.
+    assert!(
+        text.contains("\n# each secret shows as ********: put the real one back before wisp reads"),
+        "{text}"
+    );
+    // What it prints is a config wisp reads back (the masks, left in, are
+    // read as the secrets themselves).
     let yaml: String = text
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -362,6 +368,70 @@ fn config_show_masks_secrets_and_shows_overrides() {
     let back = again.wisp(&["config", "show"], &[]);
     assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
     assert!(stdout(&back).contains("workers: 5\n"), "{}", stdout(&back));
+}
+
+#[test]
+fn an_empty_wisp_config_counts_as_unset() {
+    let setup = Setup::new("localhost:\n  workers: 3\n");
+    let home = setup.dir.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    let out = setup.wisp(
+        &["config", "show"],
+        &[("WISP_CONFIG", ""), ("HOME", home.to_str().expect("utf-8"))],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("# from the defaults"), "{text}");
+    assert!(!text.contains("workers: 3"), "{text}");
+    assert!(
+        !text.contains("secrets show as"),
+        "no secret, no note:\n{text}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn storage_put_names_what_it_leaves_out_and_counts_in_words() {
+    let setup = Setup::new("");
+    let base = setup.dir.path();
+    let data = base.join("data");
+    std::fs::create_dir_all(data.join(".git")).expect("dirs");
+    std::fs::write(data.join("a.txt"), "hello world").expect("write");
+    std::fs::write(data.join(".hidden"), "x").expect("write");
+    std::fs::write(data.join(".git").join("HEAD"), "x").expect("write");
+    std::fs::write(base.join("outside.txt"), "not to be uploaded").expect("write");
+    std::os::unix::fs::symlink(base.join("outside.txt"), data.join("link")).expect("symlink");
+    let data = data.to_str().expect("utf-8");
+
+    let made = setup.wisp(&["storage", "create-bucket", "put-test"], &[]);
+    assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
+    let put = setup.wisp(&["storage", "put", "put-test", "pre", data], &[]);
+    assert_eq!(put.status.code(), Some(0), "{}", stderr(&put));
+    let err = stderr(&put);
+    for line in [
+        format!("skipped {data}/.git: hidden (its name starts with `.`)\n"),
+        format!("skipped {data}/.hidden: hidden (its name starts with `.`)\n"),
+        format!("skipped {data}/link: a symbolic link, not followed\n"),
+        "uploaded 1 file, 11 bytes, to bucket `put-test`\n".to_owned(),
+    ] {
+        assert!(err.contains(&line), "no {line:?} in:\n{err}");
+    }
+
+    let list = setup.wisp(&["storage", "list", "put-test"], &[]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    assert_eq!(stderr(&list), "1 object, 11 bytes\n");
+    assert!(
+        stdout(&list).ends_with("  pre/a.txt\n"),
+        "{}",
+        stdout(&list)
+    );
+
+    let delete = setup.wisp(
+        &["storage", "delete", "put-test", "pre/", "--recursive"],
+        &[],
+    );
+    assert_eq!(delete.status.code(), Some(0), "{}", stderr(&delete));
+    assert_eq!(stderr(&delete), "deleted 1 object under `pre/`\n");
 }
 
 /// An OpenWhisk set-up whose endpoint nothing answers: any request fails

@@ -359,7 +359,14 @@ impl Worker {
         match self.runtime.block_on(put) {
             Ok(()) => Ok(statuses),
             Err(e) => {
-                tracing::error!(%key, "cannot write statuses: {e}");
+                // Not an error of the worker's: the calls are failed as
+                // storage failures, which a client with retries reruns.
+                tracing::warn!(
+                    %key,
+                    "cannot write the statuses of {} calls: {e}; the calls are reported as \
+                     storage failures",
+                    statuses.len()
+                );
                 Err((statuses, e))
             }
         }

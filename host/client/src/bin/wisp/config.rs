@@ -32,7 +32,15 @@ impl ConfigCommand {
                 if !overrides.is_empty() {
                     println!("# overridden by the environment: {}", overrides.join(", "));
                 }
-                print!("{}", config.to_masked_yaml());
+                let yaml = config.to_masked_yaml();
+                if yaml.contains(wisp::config::MASK) {
+                    println!(
+                        "# each secret shows as {}: put the real one back before wisp reads \
+                         this as its config file",
+                        wisp::config::MASK
+                    );
+                }
+                print!("{yaml}");
             }
         }
         Ok(())

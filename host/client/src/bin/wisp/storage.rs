@@ -27,6 +27,11 @@ pub struct StorageCommand {
 enum Action {
     /// Upload a file, or every file under a directory, to KEY (a key ending
     /// in `/` is a prefix: the file names are appended).
+    ///
+    /// Under a directory, hidden entries (names starting with `.`, such as
+    /// `.git`) and symbolic links are left out, each named on stderr:
+    /// links are not followed, so nothing outside the directory is
+    /// uploaded. Name such a file itself to upload it.
     Put {
         bucket: String,
         key: String,
@@ -79,7 +84,11 @@ impl StorageCommand {
                     let _ = writeln!(stdout, "{:>12}  {}", object.size, object.key);
                 }
                 let total: u64 = objects.iter().map(|o| o.size).sum();
-                eprintln!("{} objects, {total} bytes", objects.len());
+                eprintln!(
+                    "{}, {}",
+                    count(objects.len() as u64, "object"),
+                    count(total, "byte")
+                );
             }
             Action::Delete {
                 bucket,
@@ -95,7 +104,7 @@ impl StorageCommand {
                         .into());
                     }
                     let removed = storage.delete_prefix(&bucket, &key).await?;
-                    eprintln!("deleted {removed} objects under `{key}`");
+                    eprintln!("deleted {} under `{key}`", count(removed as u64, "object"));
                 } else {
                     // A key ending in `/` names a prefix, never an object.
                     let object = if key.ends_with('/') {
@@ -107,8 +116,11 @@ impl StorageCommand {
                         let under = storage.list(&bucket, &key).await?.len();
                         if under > 0 {
                             return Err(anyhow::anyhow!(
-                                "there is no object `{key}`, but {under} objects start with it: \
-                                 add --recursive to delete them all"
+                                "there is no object `{key}`, but {} {} with it: add \
+                                 --recursive to delete {}",
+                                count(under as u64, "object"),
+                                if under == 1 { "starts" } else { "start" },
+                                if under == 1 { "it" } else { "them all" }
                             )
                             .into());
                         }
@@ -216,7 +228,13 @@ async fn put(
         } else {
             format!("{key}/")
         };
-        wisp::partition::files_under(path)?
+        let mut files = Vec::new();
+        let mut skipped = Vec::new();
+        walk(path, &mut files, &mut skipped)?;
+        for (entry, why) in &skipped {
+            eprintln!("skipped {}: {why}", entry.display());
+        }
+        files
             .into_iter()
             .map(|file| {
                 let relative = file
@@ -255,8 +273,51 @@ async fn put(
     }
     bar.finish_and_clear();
     eprintln!(
-        "uploaded {} files, {done} bytes, to bucket `{bucket}`",
-        uploads.len()
+        "uploaded {}, {}, to bucket `{bucket}`",
+        count(uploads.len() as u64, "file"),
+        count(done, "byte")
     );
+    Ok(())
+}
+
+/// `n` and the noun, plural unless `n` is 1: `1 file`, `2 files`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The regular files under the directory `dir`, in name order, and the
+/// entries left out with the reason: hidden ones, symbolic links (never
+/// followed, so nothing outside `dir` is reached) and anything that is
+/// neither a file nor a directory.
+fn walk(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    skipped: &mut Vec<(PathBuf, &'static str)>,
+) -> anyhow::Result<()> {
+    let mut entries = std::fs::read_dir(dir)
+        .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
+        .with_context(|| format!("cannot read the directory {}", dir.display()))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            skipped.push((path, "hidden (its name starts with `.`)"));
+        } else if kind.is_symlink() {
+            skipped.push((path, "a symbolic link, not followed"));
+        } else if kind.is_dir() {
+            walk(&path, files, skipped)?;
+        } else if kind.is_file() {
+            files.push(path);
+        } else {
+            skipped.push((path, "not a regular file or a directory"));
+        }
+    }
     Ok(())
 }
