@@ -642,6 +642,15 @@ fn exit_of(child: &mut std::process::Child) -> std::process::ExitStatus {
 fn ctrl_c_keeps_the_job_listable_as_interrupted_and_cleanable() {
     let setup = Setup::new("localhost:\n  workers: 2\n");
     let (mut child, errors) = spawn_slow_map(&setup);
+    // While it runs, clean refuses to pull its data from under it.
+    let early = setup.wisp(&["clean"], &[]);
+    assert_eq!(early.status.code(), Some(2), "{}", stderr(&early));
+    assert!(
+        stderr(&early).contains("1 job(s) are still running")
+            && stderr(&early).contains("`wisp clean --force`"),
+        "{}",
+        stderr(&early)
+    );
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -261,12 +261,33 @@ async fn build(
 pub struct CleanCommand {
     #[command(flatten)]
     target: Target,
+    /// Clean even while jobs are running (their calls then fail, or their
+    /// client waits for outcomes that never come).
+    #[arg(long)]
+    force: bool,
 }
 
 impl CleanCommand {
     pub async fn run(self) -> Result<(), Failure> {
         let config = self.target.config()?;
         let storage = wisp::storage::open(&config).await?;
+        if !self.force {
+            let jobs = wisp::jobs::list(storage.as_ref(), &config.bucket()).await?;
+            let running: Vec<&str> = jobs
+                .iter()
+                .filter(|job| job.state() == wisp::jobs::JobState::Running)
+                .map(|job| job.job_id.as_str())
+                .collect();
+            if !running.is_empty() {
+                return Err(anyhow::anyhow!(
+                    "{} job(s) are still running ({}): wait for them, or stop them, and clean \
+                     again; `wisp clean --force` removes their data anyway",
+                    running.len(),
+                    running.join(", ")
+                )
+                .into());
+            }
+        }
         if config.backend == BackendKind::Openwhisk {
             let runtimes = Runtimes::new(&config, storage)?;
             let report = runtimes.clean().await?;
