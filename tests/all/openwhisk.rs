@@ -324,6 +324,31 @@ fn action_pids(emulator: &Emulator) -> Vec<i32> {
     pids
 }
 
+/// Waits until a call has an outcome, then kills the emulator's action
+/// processes (the stand-ins for its containers) at once, as a crash
+/// would; returns when.
+async fn kill_actions_after_first_outcome(
+    emulator: &Emulator,
+    futures: &[wisp::CallFuture],
+) -> std::time::Instant {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let pids = loop {
+        let pids = action_pids(emulator);
+        if !pids.is_empty() && futures.iter().any(|f| f.status().is_some()) {
+            break pids;
+        }
+        assert!(std::time::Instant::now() < deadline, "no call finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for pid in pids {
+        // The process is this test's own: its emulator started it.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    std::time::Instant::now()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_container_killed_mid_batch_loses_no_call_and_counts_none_twice() {
     let emulator = emulator().await;
@@ -338,22 +363,7 @@ async fn a_container_killed_mid_batch_loses_no_call_and_counts_none_twice() {
         .map(&f, "sleep_ms", [300u64; 10])
         .await
         .expect("submitted");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let pids = loop {
-        let pids = action_pids(&emulator);
-        if !pids.is_empty() && futures.iter().any(|f| f.status().is_some()) {
-            break pids;
-        }
-        assert!(std::time::Instant::now() < deadline, "no call finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    for pid in pids {
-        // The process is this test's own: its emulator started it.
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-    }
-    let killed = std::time::Instant::now();
+    let killed = kill_actions_after_first_outcome(&emulator, &futures).await;
     let outcome = exec
         .wait(
             &futures,
@@ -402,22 +412,7 @@ async fn with_retries_a_container_killed_mid_batch_costs_no_call() {
         .map(&f, "sleep_ms", [300u64; 10])
         .await
         .expect("submitted");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let pids = loop {
-        let pids = action_pids(&emulator);
-        if !pids.is_empty() && futures.iter().any(|f| f.status().is_some()) {
-            break pids;
-        }
-        assert!(std::time::Instant::now() < deadline, "no call finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    for pid in pids {
-        // The process is this test's own: its emulator started it.
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-    }
-    let killed = std::time::Instant::now();
+    let killed = kill_actions_after_first_outcome(&emulator, &futures).await;
     let results: Vec<u64> =
         tokio::time::timeout(Duration::from_secs(90), exec.get_results(&futures))
             .await
@@ -531,11 +526,11 @@ async fn an_action_refuses_a_module_altered_in_storage() {
     emulator.shutdown().await;
 }
 
-/// The batch replies of the emulator's activations, newest first: how each
-/// container came by its module, and how long the activation took.
-async fn batch_replies(emulator: &Emulator) -> Vec<(String, u64)> {
+/// Every activation record the emulator keeps, newest first, with results
+/// and logs, as its REST API lists them.
+pub(crate) async fn activation_records(emulator: &Emulator) -> serde_json::Value {
     let (user, secret) = GUEST_KEY.split_once(':').expect("uuid:secret");
-    let records: serde_json::Value = reqwest::Client::new()
+    reqwest::Client::new()
         .get(format!(
             "{}/api/v1/namespaces/_/activations?docs=true&limit=200",
             emulator.url()
@@ -546,8 +541,14 @@ async fn batch_replies(emulator: &Emulator) -> Vec<(String, u64)> {
         .expect("the emulator answers")
         .json()
         .await
-        .expect("JSON");
-    records
+        .expect("JSON")
+}
+
+/// The batch replies of the emulator's activations, newest first: how each
+/// container came by its module, and how long the activation took.
+async fn batch_replies(emulator: &Emulator) -> Vec<(String, u64)> {
+    activation_records(emulator)
+        .await
         .as_array()
         .expect("a list")
         .iter()

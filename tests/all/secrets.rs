@@ -93,18 +93,7 @@ async fn no_secret_reaches_storage_activation_records_errors_or_debug_output() {
     }
 
     // Every activation record the platform kept, with results and logs.
-    let records: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/namespaces/_/activations?docs=true&limit=200",
-            emulator.url()
-        ))
-        .basic_auth(GUEST_KEY.split_once(':').unwrap().0, Some(api_secret))
-        .send()
-        .await
-        .expect("the emulator answers")
-        .json()
-        .await
-        .expect("JSON");
+    let records = crate::openwhisk::activation_records(&emulator).await;
     let records_text = records.to_string();
     assert!(
         records.as_array().is_some_and(|a| a.len() >= 2),

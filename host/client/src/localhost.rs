@@ -4,10 +4,11 @@
 //! never holds back the others. The threads speak the job protocol like
 //! any worker: they fetch the job's module through the worker (a cache hit,
 //! since the client compiled it) and run the call. A recorder thread
-//! gathers every finished call, writes the outcomes to storage a few dozen
-//! calls per object (within 20 ms of the first of them finishing, however
-//! long the next calls run), then hands them straight to the job's
-//! tracker, so the client never has to poll storage to learn them.
+//! gathers every finished call and writes the outcomes to storage: at once
+//! when no call is waiting to run, else a few dozen calls per object,
+//! within 20 ms of the first of them finishing, however long the next
+//! calls run. Then it hands them straight to the job's tracker, so the
+//! client never has to poll storage to learn them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,8 +44,10 @@ pub(crate) struct LocalhostBackend {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// A finished call on its way to the recorder.
-type Done = (Arc<JobRun>, u32, CallStatus);
+/// A finished call on its way to the recorder, and whether the queue of
+/// calls was empty when it finished: nothing more may come soon, so it is
+/// recorded at once rather than held for company.
+type Done = (Arc<JobRun>, u32, CallStatus, bool);
 
 impl LocalhostBackend {
     pub(crate) fn start(worker: Arc<Worker>, threads: usize) -> std::io::Result<Self> {
@@ -165,13 +168,21 @@ fn serve(worker: &Worker, tasks: &Receiver<Task>, done: &Sender<Done>) {
                 },
             ),
         };
-        // The recorder outlives the workers.
-        let _ = done.send((job.clone(), index, status));
+        if tasks.is_empty() {
+            // Nothing waits to run: record it here and now, sparing the
+            // hand-over to the recorder.
+            let status = worker.record(vec![status]).remove(0);
+            job.tracker.complete(index, status);
+        } else {
+            // The recorder outlives the workers.
+            let _ = done.send((job.clone(), index, status, false));
+        }
     }
 }
 
-/// Records finished calls: when [`RECORD_BATCH`] are waiting, or
-/// [`RECORD_DELAY`] after the first of them finished.
+/// Records finished calls: at once when no call was waiting to run as one
+/// finished, else when [`RECORD_BATCH`] are waiting or [`RECORD_DELAY`]
+/// after the first of them finished.
 fn record_all(worker: &Worker, done: &Receiver<Done>) {
     let mut finished = Finished::default();
     loop {
@@ -180,9 +191,16 @@ fn record_all(worker: &Worker, done: &Receiver<Done>) {
             Some(since) => done.recv_timeout(RECORD_DELAY.saturating_sub(since.elapsed())),
         };
         match next {
-            Ok((job, index, status)) => {
+            Ok((job, index, status, idle)) => {
                 finished.push(job, index, status);
-                if finished.is_due() {
+                if idle || finished.is_due() {
+                    // Take along whatever else has finished meanwhile.
+                    while finished.calls.len() < RECORD_BATCH {
+                        match done.try_recv() {
+                            Ok((job, index, status, _)) => finished.push(job, index, status),
+                            Err(_) => break,
+                        }
+                    }
                     finished.record(worker);
                 }
             }

@@ -744,118 +744,54 @@ fn a_job_whose_client_was_killed_lists_as_interrupted() {
 #[test]
 fn submit_checks_its_flags_before_running_and_says_how_often_a_call_ran() {
     let setup = Setup::new("");
-    let faults = ["submit", "tests/guests/faults"];
-
-    let alone = setup.wisp(
+    // Refused with exit status 2, saying `says`, before any call ran.
+    let refused = |args: &[&str], says: &str| {
+        let out = setup.wisp(&[&["submit", "tests/guests/faults"], args].concat(), &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?} ran: {}", stdout(&out));
+    };
+    refused(
+        &["-f", "add", "--args", "[1,2]", "--retry-function-errors"],
+        "add --retries N",
+    );
+    refused(&["-f", "add", "--retries", "-1"], "0..=99");
+    refused(
         &[
-            &faults[..],
-            &["-f", "add", "--args", "[1,2]", "--retry-function-errors"],
-        ]
-        .concat(),
-        &[],
+            "-f",
+            "sleep_ms",
+            "--map-json",
+            "[1000,1000]",
+            "--reduce",
+            "nosuch",
+        ],
+        "the reduce function `nosuch` is not in the module",
     );
-    assert_eq!(alone.status.code(), Some(2), "{}", stderr(&alone));
-    assert!(
-        stderr(&alone).contains("add --retries N"),
-        "{}",
-        stderr(&alone)
+    refused(
+        &["-f", "add", "--map-json", "[[1,2]]", "--reduce", "add"],
+        "takes 2 parameters (a, b); a reduce takes one",
     );
-
-    let negative = setup.wisp(
-        &[&faults[..], &["-f", "add", "--retries", "-1"]].concat(),
-        &[],
-    );
-    assert!(
-        stderr(&negative).contains("-1") && stderr(&negative).contains("0..=99"),
-        "{}",
-        stderr(&negative)
-    );
-
-    let no_reduce = setup.wisp(
-        &[
-            &faults[..],
-            &[
-                "-f",
-                "sleep_ms",
-                "--map-json",
-                "[1000,1000]",
-                "--reduce",
-                "nosuch",
-            ],
-        ]
-        .concat(),
-        &[],
-    );
-    assert_eq!(no_reduce.status.code(), Some(2));
-    assert!(
-        stderr(&no_reduce).contains("the reduce function `nosuch` is not in the module"),
-        "{}",
-        stderr(&no_reduce)
-    );
-    assert!(
-        stdout(&no_reduce).is_empty(),
-        "the map ran: {}",
-        stdout(&no_reduce)
-    );
-    let two_params = setup.wisp(
-        &[
-            &faults[..],
-            &["-f", "add", "--map-json", "[[1,2]]", "--reduce", "add"],
-        ]
-        .concat(),
-        &[],
-    );
-    assert!(
-        stderr(&two_params).contains("takes 2 parameters (a, b); a reduce takes one"),
-        "{}",
-        stderr(&two_params)
-    );
-
     let file = setup.dir.path().join("not-a-dir");
     std::fs::write(&file, "x").expect("write");
-    let plots = setup.wisp(
-        &[
-            &faults[..],
-            &[
-                "-f",
-                "add",
-                "--args",
-                "[1,2]",
-                "--plots",
-                file.to_str().unwrap(),
-            ],
-        ]
-        .concat(),
-        &[],
-    );
-    assert_eq!(plots.status.code(), Some(2));
-    assert!(
-        stderr(&plots).contains("is a file: give a directory"),
-        "{}",
-        stderr(&plots)
-    );
-    assert!(
-        stdout(&plots).is_empty(),
-        "the call ran: {}",
-        stdout(&plots)
+    let file = file.to_str().expect("a UTF-8 path");
+    refused(
+        &["-f", "add", "--args", "[1,2]", "--plots", file],
+        "is a file: give a directory",
     );
 
-    let key = format!("cli-retries-{:08x}", fastrand::u32(..));
-    let args = format!("[\"{key}\", 5]");
+    let args = format!("[\"cli-retries-{:08x}\", 5]", fastrand::u32(..));
     let retried = setup.wisp(
         &[
-            &faults[..],
-            &[
-                "-f",
-                "fail_first",
-                "--args",
-                &args,
-                "--retries",
-                "2",
-                "--retry-function-errors",
-            ],
-        ]
-        .concat(),
+            "submit",
+            "tests/guests/faults",
+            "-f",
+            "fail_first",
+            "--args",
+            &args,
+            "--retries",
+            "2",
+            "--retry-function-errors",
+        ],
         &[],
     );
     assert_eq!(retried.status.code(), Some(1), "{}", stderr(&retried));
