@@ -18,18 +18,32 @@ use wisp_tests::{action_binary, crate_dir, faults, module};
 /// the action binary whatever the image.
 const IMAGE: &str = "127.0.0.1:5000/wisp-test/runtime:process";
 
-async fn emulator() -> Emulator {
+pub(crate) async fn emulator() -> Emulator {
+    emulator_with(EmulatorConfig::default()).await
+}
+
+/// An emulator that removes a container idle for a second, so that a test
+/// can have the next call start a fresh one (see [`no_containers`]).
+async fn quickly_idle_emulator() -> Emulator {
+    emulator_with(EmulatorConfig {
+        idle_timeout: Duration::from_secs(1),
+        ..EmulatorConfig::default()
+    })
+    .await
+}
+
+async fn emulator_with(config: EmulatorConfig) -> Emulator {
     Emulator::start(EmulatorConfig {
         invoker: Invoker::Process {
             binary: action_binary(),
         },
-        ..EmulatorConfig::default()
+        ..config
     })
     .await
     .expect("the emulator starts")
 }
 
-fn config(emulator: &Emulator, dir: &std::path::Path) -> Config {
+pub(crate) fn config(emulator: &Emulator, dir: &std::path::Path) -> Config {
     let mut config = Config {
         backend: BackendKind::Openwhisk,
         storage_dir: dir.join("storage"),
@@ -473,15 +487,7 @@ async fn bursts_of_429_and_503_slow_a_job_down_and_lose_nothing() {
 /// is whole again the next call runs.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_action_refuses_a_module_altered_in_storage() {
-    let emulator = Emulator::start(EmulatorConfig {
-        invoker: Invoker::Process {
-            binary: action_binary(),
-        },
-        idle_timeout: Duration::from_secs(1),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("the emulator starts");
+    let emulator = quickly_idle_emulator().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let exec = executor(config(&emulator, dir.path())).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");
@@ -501,11 +507,7 @@ async fn an_action_refuses_a_module_altered_in_storage() {
         .expect("alter");
     // The warm container compiled the module before; wait until it has
     // gone idle and been removed, so the next one reads storage.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !action_pids(&emulator).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the container stays");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    no_containers(&emulator).await;
 
     let fut = exec.call_async(&f, "add", (2, 3)).await.expect("submit");
     let err = exec.get_result::<i64>(&fut).await.expect_err("altered");
@@ -570,15 +572,7 @@ async fn no_containers(emulator: &Emulator) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_container_loads_the_module_another_compiled_and_refuses_altered_code() {
-    let emulator = Emulator::start(EmulatorConfig {
-        invoker: Invoker::Process {
-            binary: action_binary(),
-        },
-        idle_timeout: Duration::from_secs(1),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("the emulator starts");
+    let emulator = quickly_idle_emulator().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let exec = executor(config(&emulator, dir.path())).await;
     let f = exec.function_from_bytes("faults", faults()).expect("loads");

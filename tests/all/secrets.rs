@@ -5,13 +5,11 @@
 //! record (results and logs) the platform kept, the calls' errors, and the
 //! executor's Debug output.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use wisp::config::{BackendKind, StorageKind};
-use wisp::{Config, FunctionExecutor};
-use wisp_openwhisk_emulator::{Emulator, EmulatorConfig, GUEST_KEY, Invoker};
-use wisp_tests::{action_binary, faults};
+use wisp::FunctionExecutor;
+use wisp::config::StorageKind;
+use wisp_openwhisk_emulator::GUEST_KEY;
+use wisp_tests::faults;
 
 use crate::faults::PrivateS3;
 
@@ -22,25 +20,12 @@ async fn no_secret_reaches_storage_activation_records_errors_or_debug_output() {
         return;
     };
     let (_, api_secret) = GUEST_KEY.split_once(':').expect("uuid:secret");
-    let emulator = Emulator::start(EmulatorConfig {
-        invoker: Invoker::Process {
-            binary: action_binary(),
-        },
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("the emulator starts");
+    let emulator = crate::openwhisk::emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
     let bucket = format!("wisp-secrets-{:08x}", fastrand::u32(..));
-    let mut config = Config {
-        backend: BackendKind::Openwhisk,
-        storage: StorageKind::Minio,
-        minio: Some(server.section(&bucket)),
-        runtime_timeout: Duration::from_secs(30),
-        ..Config::default()
-    };
-    config.openwhisk.endpoint = Some(emulator.url());
-    config.openwhisk.api_key = Some(GUEST_KEY.to_owned());
-    config.openwhisk.runtime = Some("127.0.0.1:5000/wisp-test/runtime:process".to_owned());
+    let mut config = crate::openwhisk::config(&emulator, dir.path());
+    config.storage = StorageKind::Minio;
+    config.minio = Some(server.section(&bucket));
     let exec = FunctionExecutor::builder()
         .config(config)
         .keep_job_data(true)

@@ -3,12 +3,12 @@
 //! Each thread takes one call at a time from a shared queue, so a slow call
 //! never holds back the others. The threads speak the job protocol like
 //! any worker: they fetch the job's module through the worker (a cache hit,
-//! since the client compiled it) and run the call. A recorder thread
-//! gathers every finished call and writes the outcomes to storage: at once
-//! when no call is waiting to run, else a few dozen calls per object,
-//! within 20 ms of the first of them finishing, however long the next
-//! calls run. Then it hands them straight to the job's tracker, so the
-//! client never has to poll storage to learn them.
+//! since the client compiled it) and run the call. A call that finishes
+//! with nothing waiting to run is recorded by its worker at once; while
+//! calls wait, workers hand finished ones to a recorder thread, which
+//! writes them a few dozen per storage object, within 20 ms of the first
+//! finishing, however long the next calls run. Outcomes go straight to the
+//! job's tracker once recorded, so the client never polls storage.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,10 +44,8 @@ pub(crate) struct LocalhostBackend {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// A finished call on its way to the recorder, and whether the queue of
-/// calls was empty when it finished: nothing more may come soon, so it is
-/// recorded at once rather than held for company.
-type Done = (Arc<JobRun>, u32, CallStatus, bool);
+/// A finished call on its way to the recorder.
+type Done = (Arc<JobRun>, u32, CallStatus);
 
 impl LocalhostBackend {
     pub(crate) fn start(worker: Arc<Worker>, threads: usize) -> std::io::Result<Self> {
@@ -175,14 +173,14 @@ fn serve(worker: &Worker, tasks: &Receiver<Task>, done: &Sender<Done>) {
             job.tracker.complete(index, status);
         } else {
             // The recorder outlives the workers.
-            let _ = done.send((job.clone(), index, status, false));
+            let _ = done.send((job.clone(), index, status));
         }
     }
 }
 
-/// Records finished calls: at once when no call was waiting to run as one
-/// finished, else when [`RECORD_BATCH`] are waiting or [`RECORD_DELAY`]
-/// after the first of them finished.
+/// Records the finished calls the workers hand over (those that finished
+/// while others waited to run): when [`RECORD_BATCH`] are waiting, or
+/// [`RECORD_DELAY`] after the first of them finished.
 fn record_all(worker: &Worker, done: &Receiver<Done>) {
     let mut finished = Finished::default();
     loop {
@@ -191,16 +189,9 @@ fn record_all(worker: &Worker, done: &Receiver<Done>) {
             Some(since) => done.recv_timeout(RECORD_DELAY.saturating_sub(since.elapsed())),
         };
         match next {
-            Ok((job, index, status, idle)) => {
+            Ok((job, index, status)) => {
                 finished.push(job, index, status);
-                if idle || finished.is_due() {
-                    // Take along whatever else has finished meanwhile.
-                    while finished.calls.len() < RECORD_BATCH {
-                        match done.try_recv() {
-                            Ok((job, index, status, _)) => finished.push(job, index, status),
-                            Err(_) => break,
-                        }
-                    }
+                if finished.is_due() {
                     finished.record(worker);
                 }
             }

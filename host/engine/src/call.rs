@@ -351,7 +351,7 @@ pub(crate) fn run(
                     limit: limits.output_bytes as u64,
                 });
             }
-            wisp_wire::output::json_result(&out.bytes).map_err(|e| CallError::InvalidOutput {
+            wisp_wire::output::json_result(out.bytes).map_err(|e| CallError::InvalidOutput {
                 message: e.to_string(),
             })
         })

@@ -47,7 +47,7 @@ pub fn decode(buffer: &[u8]) -> Result<GuestOutput, OutputError> {
         return Err(OutputError::Empty);
     };
     match OutputTag::from_byte(tag) {
-        Some(OutputTag::Ok) => json_result(body).map(GuestOutput::Result),
+        Some(OutputTag::Ok) => json_result(body.to_vec()).map(GuestOutput::Result),
         Some(OutputTag::Error) => Ok(GuestOutput::Error(bounded_message(body))),
         Some(OutputTag::BadArguments) => Ok(GuestOutput::BadArguments(bounded_message(body))),
         None => Err(OutputError::UnknownTag(tag)),
@@ -75,7 +75,7 @@ pub fn bounded_message(bytes: &[u8]) -> String {
 /// # Errors
 ///
 /// When it is not one JSON value.
-pub fn json_result(body: &[u8]) -> Result<Vec<u8>, OutputError> {
+pub fn json_result(mut body: Vec<u8>) -> Result<Vec<u8>, OutputError> {
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
         return Ok(b"null".to_vec());
@@ -86,8 +86,13 @@ pub fn json_result(body: &[u8]) -> Result<Vec<u8>, OutputError> {
     let text = std::str::from_utf8(trimmed)
         .map_err(|e| OutputError::NotJson(format!("not UTF-8 after byte {}", e.valid_up_to())))?;
     serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map(|_| trimmed.to_vec())
-        .map_err(|e| OutputError::NotJson(e.to_string()))
+        .map_err(|e| OutputError::NotJson(e.to_string()))?;
+    // Most results carry no surrounding whitespace and keep their buffer.
+    let end = body.trim_ascii_end().len();
+    let start = end - body[..end].trim_ascii_start().len();
+    body.truncate(end);
+    body.drain(..start);
+    Ok(body)
 }
 
 #[cfg(test)]
